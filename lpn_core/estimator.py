@@ -1,0 +1,87 @@
+"""PoseEstimator: a BGR image and N person boxes -> N x 17 keypoints in image pixels, in one batch."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import codec, transforms
+from .backends import BACKENDS, Backend, OrtBackend, TorchBackend
+from .errors import LpnError
+from .model import create_model
+from .weights import load_weights, resolve_weights
+
+
+@dataclass(slots=True)
+class EstimateTimes:
+    """Milliseconds spent in the last call, per stage."""
+
+    crop: float = 0.0
+    infer: float = 0.0
+    decode: float = 0.0
+
+
+@dataclass(slots=True)
+class PoseEstimator:
+    """Top-down LPN on any backend: crops, one backend call (two with flip test), decode, back-project."""
+
+    backend: Backend
+    model_name: str = "lpn50"
+    flip_test: bool = False
+    untrained: bool = False
+    input_size: tuple[int, int] = (192, 256)  # (W, H)
+    times: EstimateTimes = field(default_factory=EstimateTimes)
+
+    def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """image (H, W, 3) uint8 BGR, boxes (N, 4) -> keypoints (N, 17, 3): x, y px, score."""
+        centers, sizes = transforms.box_to_center_size(boxes_xyxy)
+        return self.estimate(image, centers, sizes)
+
+    def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2)."""
+        if len(centers) == 0:
+            self.times = EstimateTimes()
+            return np.zeros((0, 17, 3), np.float32)
+        t0 = time.perf_counter()
+        affines = transforms.crop_affines(centers, sizes, 0.0, self.input_size)
+        crops = transforms.normalize(transforms.warp_crops(image, affines, self.input_size))
+        t1 = time.perf_counter()
+        heatmaps = self.heatmaps(crops)
+        t2 = time.perf_counter()
+        coords, scores = codec.decode(heatmaps)
+        points = transforms.heatmap_to_frame(coords, affines, stride=self.input_size[0] / heatmaps.shape[3])
+        keypoints = np.concatenate([points, scores[..., None]], axis=2).astype(np.float32)
+        t3 = time.perf_counter()
+        self.times = EstimateTimes(crop=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3, decode=(t3 - t2) * 1e3)
+        return keypoints
+
+    def heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        """Raw heatmaps (N, 17, 64, 48) for normalised crops; flip-merged when ``flip_test``."""
+        if not self.flip_test:
+            return self.backend(crops)
+        both = self.backend(np.concatenate([crops, crops[..., ::-1]], axis=0))
+        return codec.flip_merge(both[: len(crops)], both[len(crops):])
+
+
+def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = None, backend: str = "onnx",
+                    device: str = "cpu", flip_test: bool = False, threads: int | None = None,
+                    download: bool = True, spinning: bool = True) -> PoseEstimator:
+    """Resolve weights (see ``weights.resolve_weights``), load them strictly, wrap in a backend.
+
+    ``weights='untrained'`` keeps the paper's random init: for tests and timing, never for results.
+    """
+    if backend not in BACKENDS:
+        raise LpnError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    path = resolve_weights(model, weights, download=download)
+    net = create_model(model, init=path is None)
+    if path is not None:
+        load_weights(net, path, model)
+    if backend == "torch":
+        runner: Backend = TorchBackend(net, device)
+    else:
+        if device != "cpu":
+            raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
+        runner = OrtBackend(net, threads=threads, spinning=spinning)
+    return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None)

@@ -1,0 +1,160 @@
+"""Known checkpoints as data, and the resolver: explicit path -> cache -> download -> bundled -> error.
+
+Official LPN checkpoints are on Google Drive only (LPN_SPEC §6). A downloaded file has no published
+checksum, so it is verified by a strict load against the architecture before it enters the cache.
+Files are always read with ``torch.load(..., weights_only=True)``: nothing in them is executed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Final, Mapping
+
+import torch
+
+from .errors import WeightsError
+from .model import LPN, MODELS, check_model_name, count_params
+
+
+@dataclass(frozen=True, slots=True)
+class WeightSpec:
+    """An official checkpoint: file name the yaml expects, Drive id, size and reported val AP."""
+
+    model: str
+    filename: str
+    drive_id: str
+    num_params: int  # repo convention, LayerNorm excluded (LPN_SPEC §1.7)
+    reported_ap: float  # COCO val2017, detected boxes, flip (LPN_SPEC §5.1)
+    sha256: str | None = None  # unknown: Drive was never reachable from here
+
+
+WEIGHTS: Final[Mapping[str, WeightSpec]] = MappingProxyType({
+    "lpn50": WeightSpec("lpn50", "lpn_50_256x192.pth", "1dldLwjOacXV_uGkbxfEIPPJEK_2A-Snp", 2_910_545, 69.1),
+    "lpn101": WeightSpec("lpn101", "lpn_101_256x192.pth", "1sMMgZreTwVsNSwgJDgkJ06wMIdpC5JjJ", 5_352_306, 70.4),
+    "lpn152": WeightSpec("lpn152", "lpn_152_256x192.pth", "1yDSs58ZjG_M5JWonKQkVaFBsTqoUC-o5", 7_375_763, 71.0),
+})
+UNTRAINED: Final = "untrained"  # --weights untrained: run with the §1.8 init, for tests and timing only
+BUNDLED_DIR: Final = Path(__file__).resolve().parent.parent / "assets" / "weights"
+
+Downloader = Callable[[str, Path], None]
+
+
+def cache_dir() -> Path:
+    """``$LPN_POSE_CACHE``, else ``$XDG_CACHE_HOME/lpn-pose``, else ``~/.cache/lpn-pose``."""
+    if os.environ.get("LPN_POSE_CACHE"):
+        return Path(os.environ["LPN_POSE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lpn-pose"
+
+
+def _network_reachable(host: str = "drive.google.com", timeout_s: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def gdown_download(drive_id: str, dest: Path) -> None:
+    """Fetch a Google Drive file with gdown (progress bar); raise OSError when offline."""
+    if not _network_reachable():
+        raise OSError("Google Drive is not reachable")
+    import gdown
+
+    if gdown.download(id=drive_id, output=str(dest), quiet=False) is None:
+        raise OSError(f"gdown could not fetch Drive id {drive_id}")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file: a plain state_dict, ``module.``-prefixed, or a training
+    checkpoint holding one under 'state_dict' or 'model'. One-line WeightsError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file '{path}' not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"'{path}' is not a readable PyTorch checkpoint ({reason[:120]}); "
+                           "download it again or pass another --weights file") from exc
+    if isinstance(data, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise WeightsError(f"'{path}' holds no state_dict of tensors; pass an LPN checkpoint (.pth)")
+    return {k.removeprefix("module."): v for k, v in data.items()}
+
+
+def guess_architecture(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Registered model whose stage depths match the keys, if any."""
+    depths = tuple(len({k.split(".")[1] for k in state_dict if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+    return next((name for name, spec in MODELS.items() if spec.blocks == depths), None)
+
+
+def load_weights(model: LPN, path: str | os.PathLike, name: str | None = None) -> LPN:
+    """Strictly load ``path`` into ``model``; a wrong architecture is a one-line WeightsError."""
+    state_dict = read_state_dict(path)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        found = guess_architecture(state_dict)
+        what = f"it holds {found} weights" if found else "its keys or shapes do not match LPN"
+        raise WeightsError(f"'{path}' does not fit {name or 'this model'}: {what}; "
+                           f"pick the matching --model or another --weights file") from exc
+    return model
+
+
+def _verified_download(spec: WeightSpec, downloader: Downloader) -> Path | None:
+    """Download into the cache through a temporary file; keep it only if it loads strictly."""
+    from .model import create_model
+
+    target = cache_dir() / spec.filename
+    partial = target.with_suffix(".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        downloader(spec.drive_id, partial)
+        load_weights(create_model(spec.model, init=False), partial, spec.model)
+    except (OSError, WeightsError):
+        partial.unlink(missing_ok=True)
+        return None
+    partial.replace(target)
+    return target
+
+
+def resolve_weights(model: str, weights: str | os.PathLike | None = None, download: bool = True,
+                    downloader: Downloader = gdown_download) -> Path | None:
+    """Path of the weights to load for ``model``, or None for ``weights='untrained'``.
+
+    Order: explicit path -> ``cache_dir()/<official name>`` -> Google Drive download (verified) ->
+    ``assets/weights/<official name>`` -> WeightsError saying where to put the file.
+    """
+    spec = WEIGHTS[check_model_name(model)]
+    if weights is not None:
+        if str(weights) == UNTRAINED:
+            return None
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file '{path}' not found")
+        return path
+    cached = cache_dir() / spec.filename
+    if cached.is_file():
+        return cached
+    if download and (fetched := _verified_download(spec, downloader)) is not None:
+        return fetched
+    bundled = BUNDLED_DIR / spec.filename
+    if bundled.is_file():
+        return bundled
+    raise WeightsError(
+        f"no weights for {model}: put the official {spec.filename} (Google Drive id {spec.drive_id}) in "
+        f"{cache_dir()}/ or pass --weights PATH (--weights {UNTRAINED} runs untrained, for testing only)")
+
+
+def declared_params_match(spec: WeightSpec, model: LPN) -> bool:
+    """The table's parameter count equals the built model's (a test checks every entry)."""
+    return count_params(model) == spec.num_params
