@@ -1,0 +1,84 @@
+"""PoseEstimator geometry: boxes in, keypoints in image pixels out, one batched backend call."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lpn_core import LpnError, PoseEstimator, build_estimator, codec, transforms
+
+
+class TargetBackend:
+    """Fake backend: heatmaps with σ=2 peaks where the known joints fall in each crop."""
+
+    name = "fake"
+
+    def __init__(self, joints_image: np.ndarray, affines: np.ndarray) -> None:
+        self.crop_joints = transforms.transform_points(joints_image, affines)
+        self.calls: list[int] = []
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        self.calls.append(len(crops))
+        heatmaps, _ = codec.encode(self.crop_joints, np.ones(self.crop_joints.shape[:2]))
+        return heatmaps
+
+
+def test_keypoints_come_back_in_image_pixels_within_the_stride(shared) -> None:
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    boxes = np.array([[280.0, 40.0, 500.0, 420.0], [20.0, 30.0, 140.0, 200.0], [300, 300, 330, 340]])
+    rng = np.random.default_rng(0)
+    lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
+    joints = lo + rng.uniform(0.1, 0.9, (3, 17, 2)) * (hi - lo)
+    centers, sizes = transforms.box_to_center_size(boxes)
+    backend = TargetBackend(joints, transforms.crop_affines(centers, sizes))
+    keypoints = PoseEstimator(backend)(image, boxes)
+    assert backend.calls == [3]  # all crops of the frame in one call
+    assert keypoints.shape == (3, 17, 3)
+    # Targets are rounded to the 4-px heatmap grid; decoding adds at most a quarter step back.
+    stride_px = sizes[:, 0] / 48
+    err = np.linalg.norm(keypoints[..., :2] - joints, axis=2)
+    assert (err <= (0.5 * np.sqrt(2) + 0.25 * np.sqrt(2)) * stride_px[:, None] + 1e-6).all()
+    np.testing.assert_allclose(keypoints[..., 2], 1.0)
+
+
+def test_flip_test_doubles_the_batch_and_keeps_symmetric_joints(shared) -> None:
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    box = np.array([[280.0, 40.0, 500.0, 420.0]])
+    centers, sizes = transforms.box_to_center_size(box)
+    affines = transforms.crop_affines(centers, sizes)
+    # put the nose on the crop's vertical axis: its mirror is itself (up to the 1-px shift)
+    nose = transforms.transform_points(np.array([[[96.0, 60.0]] * 17]), transforms.invert_affines(affines))
+
+    class MirrorAware(TargetBackend):
+        def __call__(self, crops: np.ndarray) -> np.ndarray:
+            self.calls.append(len(crops))
+            heatmaps, _ = codec.encode(np.repeat(self.crop_joints, len(crops), 0), np.ones((len(crops), 17)))
+            return heatmaps
+
+    backend = MirrorAware(nose, affines)
+    keypoints = PoseEstimator(backend, flip_test=True)(image, box)
+    assert backend.calls == [2]
+    assert np.abs(keypoints[0, 0, :2] - nose[0, 0]).max() < sizes[0, 0] / 48 * 1.5
+
+
+def test_no_boxes_means_no_backend_call() -> None:
+    backend = TargetBackend(np.zeros((0, 17, 2)), np.zeros((0, 2, 3)))
+    out = PoseEstimator(backend)(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))
+    assert out.shape == (0, 17, 3) and backend.calls == []
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_untrained_estimators_keep_keypoints_inside_their_crops(shared, backend: str) -> None:
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    boxes = np.array([[280.0, 40.0, 500.0, 420.0], [20.0, 30.0, 140.0, 200.0]])
+    est = build_estimator("lpn50", weights="untrained", backend=backend)
+    assert est.untrained
+    keypoints = est(image, boxes)
+    centers, sizes = transforms.box_to_center_size(boxes)
+    lo, hi = centers - sizes / 2 - 1, centers + sizes / 2 + 1  # decoded points stay inside the crop
+    assert ((keypoints[..., :2] >= lo[:, None]) & (keypoints[..., :2] <= hi[:, None])).all()
+
+
+def test_unknown_backend_is_a_one_line_error() -> None:
+    with pytest.raises(LpnError, match="unknown backend 'tensorrt'"):
+        build_estimator("lpn50", weights="untrained", backend="tensorrt")

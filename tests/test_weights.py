@@ -1,0 +1,167 @@
+"""Weights resolution (path -> cache -> download -> bundled -> error) and safe, strict loading."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from lpn_core import WeightsError, build_estimator, create_model
+from lpn_core import weights as W
+from lpn_core.model import count_params
+
+
+@pytest.fixture
+def lpn50_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lpn50.pth"
+    torch.save(create_model("lpn50", init=False).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Empty cache and bundled folders, so nothing on this machine leaks into the test."""
+    cache, bundled = tmp_path / "cache", tmp_path / "bundled"
+    bundled.mkdir()
+    monkeypatch.setenv("LPN_POSE_CACHE", str(cache))
+    monkeypatch.setattr(W, "BUNDLED_DIR", bundled)
+    return cache, bundled
+
+
+def no_network(drive_id: str, dest: Path) -> None:
+    raise OSError("offline")
+
+
+def test_every_table_entry_declares_the_built_parameter_count() -> None:
+    for name, spec in W.WEIGHTS.items():
+        assert spec.model == name and count_params(create_model(name, init=False)) == spec.num_params
+
+
+def test_explicit_path_wins(isolated, lpn50_file: Path) -> None:
+    assert W.resolve_weights("lpn50", lpn50_file, downloader=no_network) == lpn50_file
+
+
+def test_explicit_missing_path_is_an_error(isolated, tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        W.resolve_weights("lpn50", tmp_path / "nope.pth", downloader=no_network)
+
+
+def test_cache_is_used_before_any_download(isolated, lpn50_file: Path) -> None:
+    cache, _ = isolated
+    cache.mkdir()
+    (cache / "lpn_50_256x192.pth").write_bytes(lpn50_file.read_bytes())
+
+    def must_not_download(drive_id: str, dest: Path) -> None:
+        raise AssertionError("downloaded although the cache had the file")
+
+    assert W.resolve_weights("lpn50", downloader=must_not_download) == cache / "lpn_50_256x192.pth"
+
+
+def test_download_is_verified_then_cached(isolated, lpn50_file: Path) -> None:
+    cache, _ = isolated
+    calls = []
+
+    def fake_drive(drive_id: str, dest: Path) -> None:
+        calls.append(drive_id)
+        dest.write_bytes(lpn50_file.read_bytes())
+
+    assert W.resolve_weights("lpn50", downloader=fake_drive) == cache / "lpn_50_256x192.pth"
+    assert calls == [W.WEIGHTS["lpn50"].drive_id] and not list(cache.glob("*.part"))
+
+
+def test_a_download_of_the_wrong_architecture_is_discarded(isolated, tmp_path: Path) -> None:
+    cache, bundled = isolated
+    wrong = tmp_path / "lpn101.pth"
+    torch.save(create_model("lpn101", init=False).state_dict(), wrong)
+    (bundled / "lpn_50_256x192.pth").write_bytes(b"placeholder")  # the next branch
+    got = W.resolve_weights("lpn50", downloader=lambda i, d: d.write_bytes(wrong.read_bytes()))
+    assert got == bundled / "lpn_50_256x192.pth" and not (cache / "lpn_50_256x192.pth").exists()
+
+
+def test_offline_falls_back_to_bundled_weights(isolated) -> None:
+    _, bundled = isolated
+    (bundled / "lpn_101_256x192.pth").write_bytes(b"x")
+    assert W.resolve_weights("lpn101", downloader=no_network) == bundled / "lpn_101_256x192.pth"
+
+
+def test_nothing_found_says_where_to_put_the_file(isolated) -> None:
+    cache, _ = isolated
+    with pytest.raises(WeightsError) as info:
+        W.resolve_weights("lpn152", downloader=no_network)
+    message = str(info.value)
+    assert "lpn_152_256x192.pth" in message and str(cache) in message and "--weights" in message
+    assert "\n" not in message
+
+
+def test_untrained_needs_no_file(isolated) -> None:
+    assert W.resolve_weights("lpn50", "untrained", downloader=no_network) is None
+
+
+def test_official_module_prefixed_and_training_checkpoints_all_load(tmp_path: Path) -> None:
+    state = create_model("lpn50", init=False).state_dict()
+    variants = {
+        "plain.pth": state,
+        "ddp.pth": {f"module.{k}": v for k, v in state.items()},
+        "train.pth": {"state_dict": state, "epoch": 3},
+    }
+    for name, data in variants.items():
+        torch.save(data, tmp_path / name)
+        model = W.load_weights(create_model("lpn50", init=False), tmp_path / name, "lpn50")
+        assert torch.equal(model.final_layer.bias, state["final_layer.bias"])
+
+
+def test_wrong_architecture_names_what_the_file_holds(tmp_path: Path) -> None:
+    path = tmp_path / "lpn101.pth"
+    torch.save(create_model("lpn101", init=False).state_dict(), path)
+    with pytest.raises(WeightsError, match=r"does not fit lpn50: it holds lpn101 weights") as info:
+        W.load_weights(create_model("lpn50", init=False), path, "lpn50")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, b"PK\x03\x04truncated zip"])
+def test_corrupt_files_are_one_line_errors(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint") as info:
+        W.read_state_dict(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_truncated_real_checkpoint_is_a_one_line_error(tmp_path: Path, lpn50_file: Path) -> None:
+    data = lpn50_file.read_bytes()
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        W.read_state_dict(path)
+
+
+def test_non_checkpoint_data_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "list.pth"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(WeightsError, match="holds no state_dict"):
+        W.read_state_dict(path)
+
+
+class _Exploit:
+    def __reduce__(self):  # would run a command under a plain pickle.load
+        return (os.system, (f"touch {os.environ['EXPLOIT_MARKER']}",))
+
+
+def test_pickled_code_in_a_checkpoint_is_never_executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EXPLOIT_MARKER", str(marker))
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"conv1.weight": _Exploit()}, f)
+    with pytest.raises(WeightsError):
+        W.read_state_dict(path)
+    assert not marker.exists()
+
+
+def test_build_estimator_loads_real_weights_into_the_backend(lpn50_file: Path) -> None:
+    estimator = build_estimator("lpn50", weights=str(lpn50_file), backend="torch")
+    assert not estimator.untrained
+    expected = torch.load(lpn50_file, weights_only=True)["final_layer.bias"]
+    assert torch.equal(estimator.backend.model.final_layer.bias, expected)
