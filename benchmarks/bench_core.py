@@ -1,0 +1,88 @@
+"""Per-crop latency of LPN-50/101/152 on PyTorch eager and ONNX Runtime, batch 1 and 4.
+
+    python benchmarks/bench_core.py [--runs 30] [--warmup 5] [--out benchmarks/results/bench_core.json]
+
+Medians of ``--runs`` timed calls after ``--warmup`` untimed ones, all in one process so the ratios
+are comparable. Weights are the untrained init: latency does not depend on weight values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lpn_core import count_flops, create_model, list_models  # noqa: E402
+from lpn_core.backends import OrtBackend, TorchBackend, cpu_threads  # noqa: E402
+
+
+def median_ms(run, crops: np.ndarray, runs: int, warmup: int) -> float:
+    """Median wall time of ``run(crops)`` in milliseconds."""
+    for _ in range(warmup):
+        run(crops)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run(crops)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench(runs: int, warmup: int, batches: tuple[int, ...]) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for name in list_models():
+        model = create_model(name)
+        backends = {"torch": TorchBackend(model), "onnx": OrtBackend(model)}
+        for batch in batches:
+            crops = rng.normal(size=(batch, 3, 256, 192)).astype(np.float32)
+            for backend_name, backend in backends.items():
+                ms = median_ms(backend, crops, runs, warmup)
+                rows.append({"model": name, "backend": backend_name, "batch": batch, "ms_per_call": round(ms, 2),
+                             "ms_per_crop": round(ms / batch, 2), "gmacs": round(count_flops(model), 3)})
+                print(f"  {name:7s} {backend_name:6s} batch {batch}: {ms / batch:7.1f} ms/crop", flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table: ms per crop, and the torch / onnx ratio per model and batch."""
+    lines = ["| model | GMAC | batch | torch eager ms/crop | ONNX Runtime ms/crop | torch / ORT |",
+             "|---|---|---|---|---|---|"]
+    index = {(r["model"], r["backend"], r["batch"]): r for r in rows}
+    for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
+        t, o = index[(model, "torch", batch)], index[(model, "onnx", batch)]
+        lines.append(f"| {model} | {t['gmacs']} | {batch} | {t['ms_per_crop']:.1f} | {o['ms_per_crop']:.1f} | "
+                     f"{t['ms_per_crop'] / o['ms_per_crop']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--out", default="benchmarks/results/bench_core.json")
+    args = parser.parse_args()
+    torch.set_num_threads(cpu_threads())
+    machine = {"cpu": platform.processor() or platform.machine(), "threads": cpu_threads(),
+               "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+    print(f"machine: {machine}; runs {args.runs} after {args.warmup} warm-up", flush=True)
+    rows = bench(args.runs, args.warmup, tuple(args.batches))
+    print(table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "runs": args.runs, "warmup": args.warmup, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
