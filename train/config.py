@@ -1,0 +1,146 @@
+"""TrainConfig: the paper's recipe as one dataclass (LPN_SPEC §2.1), read from YAML, overridden from the CLI."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lpn_core.errors import DataError, LpnError
+from lpn_core.model import check_model_name
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    """Every knob of a training run. Defaults are the released LPN COCO yaml (LPN_SPEC §2.1, §4)."""
+
+    model: str = "lpn50"
+    input_size: tuple[int, int] = (256, 192)  # (H, W) of the crop; heatmaps are H/4 x W/4 (§1.1)
+    # data: folders resolved by train.data.resolve_folder, or explicit image dir / json pairs
+    train_images: list[str] = field(default_factory=list)
+    train_ann: list[str] = field(default_factory=list)
+    val_images: str = ""
+    val_ann: str = ""
+    val_boxes: str | None = None  # COCO detection-results json (§4.6); None = ground-truth boxes
+    # augmentation, §4.3
+    scale_factor: float = 0.3
+    rotation_factor: float = 40.0
+    rotation_prob: float = 0.6
+    flip: bool = True
+    flip_prob: float = 0.5
+    # optimisation, §2.1: Adam (default betas), no weight decay, MultiStep x0.1 at 90 and 120
+    epochs: int = 150
+    batch_size: int = 32  # per process; the paper's total is 32 on one GPU
+    lr: float = 1e-3
+    lr_steps: tuple[int, ...] = (90, 120)
+    lr_factor: float = 0.1
+    weight_decay: float = 0.0
+    rounds: int = 1  # iterative training (§2.2): the paper used 7 for LPN-50
+    # evaluation, §4.6
+    flip_test: bool = True
+    eval_batch_size: int = 32
+    in_vis_thre: float = 0.2
+    oks_thre: float = 0.9
+    eval_every: int = 1  # validate every N epochs (HRNet: every epoch); 0 = never
+    # runtime
+    seed: int = 0
+    workers: int = 2
+    threads: int = 0  # torch.set_num_threads on the CPU; 0 = all cores
+    channels_last: bool = False
+    amp: bool = True  # CUDA only
+    device: str = "auto"  # auto | cpu | cuda
+    max_train_samples: int = 0  # 0 = all; >0 keeps the first N instances (quick runs, tests)
+    max_val_images: int = 0  # 0 = all
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/checkpoint-safe dict (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(H, W) of the network output: stride 4 (§1.1)."""
+        return self.input_size[0] // 4, self.input_size[1] // 4
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a YAML/CLI value to the field's type; one-line LpnError if it does not fit."""
+    default = getattr(TrainConfig(), name)
+    try:
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(default, tuple):
+            return tuple(type(default[0])(v) for v in value) if default else tuple(int(v) for v in value)
+        if isinstance(default, list):
+            return [str(v) for v in (value if isinstance(value, list) else [value])]
+        if name == "val_boxes":
+            return None if value in (None, "", "none", "null") else str(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise TypeError
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise LpnError(f"config key '{name}': cannot use {value!r} (expected like {default!r})") from None
+
+
+def apply_overrides(config: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+    """Set fields from a mapping, rejecting unknown keys with a suggestion."""
+    for name, value in values.items():
+        if name not in FIELDS:
+            near = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else "see train/configs/lpn50_256x192.yaml"
+            raise LpnError(f"unknown config key '{name}': {hint}")
+        setattr(config, name, _coerce(name, value))
+    return validate(config)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Reject values that cannot train (one-line errors)."""
+    check_model_name(config.model)
+    h, w = config.input_size
+    if h % 16 or w % 16 or h <= 0 or w <= 0:  # the backbone downsamples by 16 (§1.1)
+        raise LpnError(f"input_size {h}x{w}: both sides must be positive multiples of 16 (e.g. 256x192, 128x96)")
+    for name in ("epochs", "batch_size", "rounds", "eval_batch_size"):
+        if getattr(config, name) < 1:
+            raise LpnError(f"config key '{name}' must be >= 1, got {getattr(config, name)}")
+    if len(config.train_images) != len(config.train_ann):
+        raise LpnError("train_images and train_ann must have the same length (one json per image folder)")
+    return config
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``['lr=1e-4', 'lr_steps=[5,8]']`` -> {'lr': 0.0001, 'lr_steps': [5, 8]} (values parsed as YAML)."""
+    values = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise LpnError(f"--set expects key=value, got '{item}'")
+        values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return values
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- overrides."""
+    config = TrainConfig()
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise LpnError(f"cannot read config '{path}': {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise DataError(f"config '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(values, dict):
+            raise DataError(f"config '{path}' must be a mapping of key: value")
+    return apply_overrides(config, {**values, **(overrides or {})})
