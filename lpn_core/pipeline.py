@@ -1,0 +1,159 @@
+"""Pipeline: frame -> person boxes -> ONE batched LPN call -> tracked, smoothed poses (docs/CONTRACTS.md).
+
+Detection runs every ``det_every`` frames; in between each person's box comes from its previous
+keypoints (rtmlib ``det_frequency`` / MediaPipe ROI tracking), or stays where it was when too few
+keypoints are confident. With ``detector='none'`` the first crop is the whole frame, then it follows
+the keypoints, back to the whole frame when they are lost (MoveNet smart cropping).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detector import Detections, PersonDetector, load_detector
+from .estimator import PoseEstimator, build_estimator
+from .errors import LpnError
+from .tracking import Tracker
+from .transforms import keypoints_to_boxes
+from .timing import StageTimer
+from .types import FrameResult, Pose
+
+SCORE_JOINT_THR = 0.2  # joints that count towards the instance score (official IN_VIS_THRE, ANCHORS §1.2)
+CARRY_PAD = 1.25  # keypoint box -> next frame's person box (rtmlib/MMDeploy expansion)
+CHEAP_SETTINGS = frozenset({"det_every", "kpt_thr", "smoothing", "tracking", "flip_test", "max_people"})
+
+
+@dataclass
+class PipelineSettings:
+    model: str = "lpn50"              # lpn50 | lpn101 | lpn152
+    weights: str | None = None        # path, None (resolve: cache → download → bundled), or "untrained"
+    backend: str = "onnx"             # onnx | torch
+    device: str = "cpu"
+    detector: str | None = None       # path, None (auto), or "none" (full frame, then follow keypoints)
+    det_every: int = 1                # run the detector every N frames; between, boxes from keypoints
+    det_conf: float = 0.3
+    det_iou: float = 0.5
+    det_imgsz: int | None = None      # None: the detector's native size
+    kpt_thr: float = 0.3
+    flip_test: bool = False
+    max_people: int = 20
+    tracking: bool = True
+    smoothing: bool = True            # One-Euro per track
+    threads: int | None = None        # ONNX Runtime intra-op threads (None: all cores)
+
+
+def instance_scores(box_scores: np.ndarray, keypoints: np.ndarray, joint_thr: float = SCORE_JOINT_THR) -> np.ndarray:
+    """Box score x mean score of the joints above ``joint_thr`` (0 when none is): (N,) from (N,), (N, 17, 3)."""
+    scores = keypoints[..., 2]
+    confident = scores > joint_thr
+    mean = np.where(confident.any(axis=1), (scores * confident).sum(axis=1) / np.maximum(confident.sum(axis=1), 1), 0.0)
+    return (np.asarray(box_scores, np.float64) * mean).astype(np.float32)
+
+
+def pad_boxes(boxes: np.ndarray, factor: float = CARRY_PAD) -> np.ndarray:
+    """Scale boxes (N, 4) about their centres."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) * 0.5
+    half = (boxes[:, 2:] - boxes[:, :2]) * 0.5 * factor
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+
+
+def carry_boxes(poses: list[Pose], box_scores: np.ndarray, kpt_thr: float, keep_lost: bool) -> Detections:
+    """Next frame's person boxes from this frame's raw keypoints: padded keypoint boxes; a person with
+    fewer than 3 confident joints keeps its box (``keep_lost``) or is dropped."""
+    if not poses:
+        return Detections.empty()
+    kpt_boxes, ok = keypoints_to_boxes(np.stack([p.keypoints for p in poses]), kpt_thr)
+    old = np.stack([p.box for p in poses]).astype(np.float32)
+    boxes = np.where(ok[:, None], pad_boxes(kpt_boxes), old)
+    keep = ok | keep_lost
+    return Detections(boxes[keep].astype(np.float32), np.asarray(box_scores, np.float32)[keep])
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes (N, 4) to the frame."""
+    return np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+
+
+class Pipeline:
+    """Frame -> FrameResult. Builds the estimator and detector it is not given."""
+
+    def __init__(self, settings: PipelineSettings, estimator: PoseEstimator | None = None,
+                 detector: PersonDetector | None = None) -> None:
+        self.settings = settings
+        self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
+                                                      settings.device, settings.flip_test, settings.threads)
+        self.estimator.flip_test = settings.flip_test
+        self.detector = detector or load_detector(settings.detector, settings.det_conf, settings.det_iou,
+                                                  settings.det_imgsz, settings.device)
+        self.tracker = Tracker(smoothing=settings.smoothing)
+        self._carried: Detections | None = None
+        self._since_detect = 0
+        self._frames = 0
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.estimator.untrained)
+
+    def process(self, frame: np.ndarray, index: int | None = None, timestamp_s: float | None = None) -> FrameResult:
+        """One BGR frame -> poses in frame pixels with track ids; per-stage ms in ``times_ms``
+        (detect, crop, infer, decode, track; the caller adds draw). ``timestamp_s`` drives the
+        smoothing (default: the wall clock)."""
+        s = self.settings
+        index = self._frames if index is None else index
+        timestamp_s = time.perf_counter() if timestamp_s is None else timestamp_s
+        self._frames += 1
+        timer = StageTimer()
+        height, width = frame.shape[:2]
+        with timer("detect"):
+            if self._should_detect():
+                found = self.detector(frame)
+                self._since_detect = 1
+            else:
+                found = self._carried
+                self._since_detect += 1
+            found = found.top(s.max_people)
+            boxes = clip_boxes(found.boxes, width, height)
+            usable = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
+            found = Detections(boxes[usable], found.scores[usable])
+        keypoints = self.estimator(frame, found.boxes)
+        times = self.estimator.times
+        timer.ms.update(crop=times.crop, infer=times.infer, decode=times.decode)
+        scores = instance_scores(found.scores, keypoints)
+        poses = [Pose(keypoints=k, box=b, score=float(sc)) for k, b, sc in zip(keypoints, found.boxes, scores)]
+        self._carried = carry_boxes(poses, found.scores, s.kpt_thr, keep_lost=not self.detector.full_frame)
+        with timer("track"):
+            if s.tracking or s.smoothing:
+                poses = self.tracker.update(poses, timestamp_s)
+                if not s.tracking:
+                    poses = [dataclasses.replace(p, track_id=None) for p in poses]
+        return FrameResult(index=index, frame=frame, poses=poses, times_ms=timer.ms)
+
+    def _should_detect(self) -> bool:
+        if self._carried is None or len(self._carried) == 0:
+            return True
+        if self.detector.full_frame:  # follow the keypoints until they are lost
+            return False
+        return self._since_detect >= max(1, self.settings.det_every)
+
+    def swap_estimator(self, estimator: PoseEstimator) -> None:
+        """Use another model from the next frame on; tracks and smoothing state are kept."""
+        estimator.flip_test = self.settings.flip_test
+        self.estimator = estimator
+
+    def update(self, **changes: object) -> None:
+        """Cheap changes between frames: det_every, kpt_thr, smoothing, tracking, flip_test, max_people."""
+        unknown = set(changes) - CHEAP_SETTINGS
+        if unknown:
+            raise LpnError(f"cannot change {', '.join(sorted(unknown))} on a running pipeline: "
+                           f"build a new one (cheap: {', '.join(sorted(CHEAP_SETTINGS))})")
+        self.settings = dataclasses.replace(self.settings, **changes)
+        self.estimator.flip_test = self.settings.flip_test
+        self.tracker.smoothing = self.settings.smoothing
+
+    def reset(self) -> None:
+        """New source: forget tracks, smoothing state and carried boxes."""
+        self.tracker.reset()
+        self._carried, self._since_detect, self._frames = None, 0, 0

@@ -1,0 +1,298 @@
+"""Frame sources (camera, video file, image, folder of images), the interrupt-safe video sink,
+a one-slot latest-frame mailbox, and incremental JSON writers that stay valid when interrupted."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Final, Iterator, TextIO
+
+import cv2
+import numpy as np
+
+from .errors import OutputError, SourceError
+from .types import FrameResult
+
+IMAGE_EXTENSIONS: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DEFAULT_FPS: Final = 30.0
+
+
+def camera_index(source: str | int) -> int | None:
+    """0, '0', '1' ... -> camera index; anything else (a path) -> None."""
+    if isinstance(source, int):
+        return source
+    text = str(source).strip()
+    return int(text) if text.isdigit() else None
+
+
+def sane_fps(fps: float) -> float:
+    """Containers and cameras report 0, NaN or absurd rates; fall back to 30."""
+    return float(fps) if fps and math.isfinite(fps) and 0.5 <= fps <= 480 else DEFAULT_FPS
+
+
+class FrameSource:
+    """Base of every source: context manager and iterator of (H, W, 3) uint8 BGR frames."""
+
+    fps: float = DEFAULT_FPS
+    frame_count: int | None = None
+    size: tuple[int, int] = (0, 0)  # (W, H) of the first frame
+    is_camera: bool = False
+    is_image: bool = False  # image or folder of images: frames are stills, outputs are images
+    name: str = ""
+    frames_read: int = 0
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def timestamp_s(self) -> float:
+        """Time of the last frame read, from the source's clock (frame index / fps for files)."""
+        return max(self.frames_read - 1, 0) / self.fps
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoSource(FrameSource):
+    """A video file or a camera through cv2.VideoCapture. Cameras keep a 1-frame buffer (no lag)."""
+
+    def __init__(self, source: str | int) -> None:
+        index = camera_index(source)
+        self.is_camera = index is not None
+        self.name = f"camera {index}" if self.is_camera else str(source)
+        if self.is_camera:
+            self._cap = cv2.VideoCapture(index)
+            if not self._cap.isOpened():
+                raise SourceError(f"cannot open camera {index}: no such device or it is busy (try another index)")
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # OpenCV/V4L2 queues 4 frames otherwise (ANCHORS §3.14)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise SourceError(f"cannot open '{source}': no such file")
+            self._cap = cv2.VideoCapture(str(path))
+            if not self._cap.isOpened():
+                raise SourceError(f"cannot open '{source}': not a video OpenCV can read (truncated or wrong codec?)")
+        self.fps = sane_fps(self._cap.get(cv2.CAP_PROP_FPS))
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.is_camera else None
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            what = f"camera {index} opened but delivers no frames" if self.is_camera else \
+                f"cannot read any frame from '{source}' (truncated or wrong codec?)"
+            raise SourceError(what)
+        self._pending: np.ndarray | None = first
+        self.size = (first.shape[1], first.shape[0])
+        self.frames_read = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+        else:
+            ok, frame = self._cap.read()
+            if not ok or frame is None:
+                if self.is_camera:
+                    raise SourceError(f"{self.name} stopped delivering frames (unplugged?)")
+                return None
+        self.frames_read += 1
+        return frame
+
+    @property
+    def truncated(self) -> bool:
+        """True when fewer frames decoded than the container announced (checked after the end)."""
+        return self.frame_count is not None and self.frames_read < self.frame_count - 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class ImageSource(FrameSource):
+    """One image, or every image in a folder (sorted by name). ``path`` names the current image."""
+
+    is_image = True
+    fps = 1.0
+
+    def __init__(self, paths: list[Path], name: str) -> None:
+        if not paths:
+            raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in '{name}'")
+        self.paths, self.name, self.frame_count = paths, name, len(paths)
+        self.path: Path | None = None
+        self.skipped: list[Path] = []
+        first = cv2.imread(str(paths[0]))
+        self.size = (first.shape[1], first.shape[0]) if first is not None else (0, 0)
+        if len(paths) == 1 and first is None:
+            raise SourceError(f"cannot read image '{paths[0]}' (corrupt or unsupported format?)")
+
+    def read(self) -> np.ndarray | None:
+        while self.frames_read + len(self.skipped) < len(self.paths):
+            path = self.paths[self.frames_read + len(self.skipped)]
+            image = cv2.imread(str(path))
+            if image is None:
+                self.skipped.append(path)
+                continue
+            self.path, self.frames_read = path, self.frames_read + 1
+            return image
+        return None
+
+
+def open_source(source: str | int) -> FrameSource:
+    """Camera index, video file, image file or folder of images -> an open FrameSource (SourceError if not)."""
+    if camera_index(source) is not None:
+        return VideoSource(source)
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        return ImageSource(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), str(path))
+    if not path.exists():
+        raise SourceError(f"cannot open '{source}': no such file, folder or camera")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageSource([path], str(path))
+    return VideoSource(path)
+
+
+def _prepare_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write '{path}': {exc.strerror or exc}; choose a writable folder") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write '{path}': folder is not writable; choose another --output")
+
+
+class VideoSink:
+    """mp4v writer at the source's fps and size; closing (also on Ctrl-C or an exception) finalises
+    the file so it plays with every frame written so far. Frames of another size are resized to fit."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+        self.path, self.fps, self.size = Path(path), sane_fps(fps), (int(size[0]), int(size[1]))
+        _prepare_parent(self.path)
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
+        if not self._writer.isOpened():
+            raise OutputError(f"cannot write video '{self.path}': OpenCV's mp4v writer refused it "
+                              "(use a .mp4 name in a writable folder)")
+        self.frames_written = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if (frame.shape[1], frame.shape[0]) != self.size:  # a mismatched size makes an empty file
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(frame)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LatestFrame:
+    """One-slot mailbox shared by two threads: put() overwrites (latest wins), take() waits briefly."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float = 0.1) -> Any:
+        """The newest item (removing it), or None if nothing arrived within ``timeout`` seconds."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class _JsonArrayFile:
+    """Writes ``prefix`` + items joined by commas + ``suffix`` as they come, flushing each; the suffix is
+    written on close (also after Ctrl-C/exceptions), so the file is valid JSON whenever it is closed."""
+
+    def __init__(self, path: str | os.PathLike, prefix: str) -> None:
+        self.path = Path(path)
+        _prepare_parent(self.path)
+        try:
+            self._file: TextIO | None = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write '{self.path}': {exc.strerror or exc}; choose a writable folder") from exc
+        self._file.write(prefix)
+        self.count = 0
+
+    def _item(self, item: Any) -> None:
+        assert self._file is not None, "writer already closed"
+        self._file.write(("\n" if self.count == 0 else ",\n") + json.dumps(item, separators=(",", ":")))
+        self._file.flush()
+        self.count += 1
+
+    def _close(self, suffix: str) -> None:
+        if self._file is not None:
+            self._file.write(suffix)
+            self._file.close()
+            self._file = None
+
+
+class JsonWriter(_JsonArrayFile):
+    """Per-video JSON: ``{"meta": {...}, "frames": [{frame, time_s, people: [{id, box, score, keypoints}]}],
+    "summary": {frames, complete}}``; keypoints are [x, y, score] in frame pixels."""
+
+    def __init__(self, path: str | os.PathLike, meta: dict[str, Any]) -> None:
+        super().__init__(path, '{"meta": ' + json.dumps(meta) + ',\n"frames": [')
+        self.complete = False
+
+    def write(self, result: FrameResult, time_s: float | None = None, **extra: Any) -> None:
+        frame = {"frame": result.index, "time_s": None if time_s is None else round(float(time_s), 4), **extra,
+                 "people": [pose.to_dict() for pose in result.poses]}
+        self._item(frame)
+
+    def close(self, complete: bool | None = None) -> None:
+        if complete is not None:
+            self.complete = complete
+        self._close("\n],\n" + json.dumps({"summary": {"frames": self.count, "complete": self.complete}})[1:] + "\n")
+
+    def __enter__(self) -> JsonWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        self.close(complete=self.complete or exc_type is None)
+
+
+class CocoJsonWriter(_JsonArrayFile):
+    """COCO keypoint results: ``[{image_id, category_id: 1, keypoints: [x, y, s] * 17, score}]``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(path, "[")
+
+    def write(self, result: FrameResult, image_id: int) -> None:
+        for pose in result.poses:
+            kpts = [round(float(v), 3) for v in np.asarray(pose.keypoints, np.float64).reshape(-1)]
+            self._item({"image_id": int(image_id), "category_id": 1, "keypoints": kpts,
+                        "score": round(float(pose.score), 5)})
+
+    def close(self) -> None:
+        self._close("\n]\n")
+
+    def __enter__(self) -> CocoJsonWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def coco_image_id(path: Path | None, fallback: int) -> int:
+    """COCO file names are the image id ('000000000785.jpg' -> 785); anything else -> ``fallback``."""
+    return int(path.stem) if path is not None and path.stem.isdigit() else fallback
