@@ -100,9 +100,11 @@ def decode(heatmaps: np.ndarray, beta: float = BETA, quarter_offset: bool = True
     heatmaps = np.asarray(heatmaps, np.float32)
     n, k, h, w = heatmaps.shape
     coords = soft_argmax(heatmaps, beta)
+    # The reference reads the score at np.round (half to even) but steps the offset from floor(x + 0.5).
+    rounded = np.clip(np.rint(coords), 0, [w - 1, h - 1]).astype(np.int64)
+    scores = _values_at(heatmaps, rounded[..., 0], rounded[..., 1])
     px = np.floor(coords[..., 0] + 0.5).astype(np.int64)
     py = np.floor(coords[..., 1] + 0.5).astype(np.int64)
-    scores = _values_at(heatmaps, np.clip(px, 0, w - 1), np.clip(py, 0, h - 1))
     if quarter_offset:
         inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
         cx, cy = np.clip(px, 1, w - 2), np.clip(py, 1, h - 2)

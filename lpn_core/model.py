@@ -54,6 +54,7 @@ class ContextBlock(nn.Module):
         )
         # GCNet's own init: Kaiming for the mask, zeros for the last transform (identity at start).
         nn.init.kaiming_normal_(self.conv_mask.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.conv_mask.bias)
         nn.init.zeros_(self.channel_add_conv[-1].weight)
         nn.init.zeros_(self.channel_add_conv[-1].bias)
 
@@ -140,13 +141,17 @@ class LPN(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def reinit_head(self) -> None:
-        """Re-draw deconvs and final layer from N(0, 0.001²) before seeding from a file (LPN_SPEC §1.8)."""
-        for module in (*self.deconv_layers.modules(), self.final_layer):
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        """Before seeding from a file (LPN_SPEC §1.8), as the released ``init_weights(pretrained)``:
+        transposed convs N(0, 0.001²), their BNs 1/0, final layer N(0, 0.001²) with bias 0
+        (the 1x1 convs inside the GD layers are left as they are)."""
+        for module in self.deconv_layers.modules():
+            if isinstance(module, nn.ConvTranspose2d):
                 nn.init.normal_(module.weight, std=0.001)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
 
 
 def list_models() -> list[str]:

@@ -31,8 +31,8 @@ def reference_decode(heatmaps: np.ndarray, beta: float = 160.0) -> tuple[np.ndar
             e = np.exp(beta * (hm - hm.max()))
             e /= e.sum()
             x, y = (e.sum(0) * np.arange(W)).sum(), (e.sum(1) * np.arange(H)).sum()
+            maxvals[i, j] = hm[int(np.round(y)), int(np.round(x))]  # SoftArgmax2D: np.round
             px, py = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
-            maxvals[i, j] = hm[py, px]
             if 1 < px < W - 1 and 1 < py < H - 1:
                 x += 0.25 * np.sign(hm[py, px + 1] - hm[py, px - 1])
                 y += 0.25 * np.sign(hm[py + 1, px] - hm[py - 1, px])
