@@ -1,0 +1,25 @@
+"""app/settings.py: remembered settings round-trip, and the command line wins over them."""
+from __future__ import annotations
+
+from app.settings import GuiState, load_state, merge, open_store, save_state
+from lpn_core.pipeline import PipelineSettings
+
+
+def test_state_round_trip_through_an_ini_file(tmp_path) -> None:
+    store = open_store(tmp_path / "settings.ini")
+    state = GuiState(model="lpn152", backend="torch", det_every=4, kpt_thr=0.45, smoothing=False,
+                     show_boxes=False, process_all=True, camera_index=2, last_source="/videos/a.mp4")
+    save_state(store, state)
+    assert load_state(open_store(tmp_path / "settings.ini")) == state
+
+
+def test_missing_store_gives_defaults(tmp_path) -> None:
+    assert load_state(open_store(tmp_path / "none.ini")) == GuiState()
+
+
+def test_command_line_wins_defaults_take_remembered_values() -> None:
+    remembered = GuiState(model="lpn101", backend="torch", det_every=5, kpt_thr=0.5)
+    cli = PipelineSettings(model="lpn152", weights="untrained")  # --model given, the rest default
+    settings, state = merge(cli, remembered, PipelineSettings())
+    assert (settings.model, settings.backend, settings.det_every, settings.kpt_thr) == ("lpn152", "torch", 5, 0.5)
+    assert settings.weights == "untrained" and state.model == "lpn152"
