@@ -1,0 +1,92 @@
+"""Training throughput: ``python -m train.bench --model lpn50 --input-size 256x192 --batch-size 32``.
+
+Times full training steps (forward, JointsMSE, backward, Adam) after warm-up, on synthetic batches
+(compute only) and, with ``--data``, on real augmented batches from the DataLoader (end to end), and
+the DataLoader alone. Prints samples/s; a measurement, not a test (STYLE §14).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from lpn_core.backends import cpu_threads
+from lpn_core.model import create_model, list_models
+
+from .config import TrainConfig
+from .data import Augment, CocoKeypoints, load_instances, resolve_folder
+from .evaluate import parse_size
+from .loop import Runtime, build_loader, build_optimizer
+from .loss import joints_mse
+
+
+def step_fn(model: torch.nn.Module, optimizer: torch.optim.Optimizer, channels_last: bool):
+    def step(images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> float:
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        loss = joints_mse(model(images), targets, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def time_steps(step, batches, warmup: int) -> float:
+    """Samples/s over the batches after ``warmup`` of them."""
+    count, start = 0, None
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        step(*batch)
+        if start is not None:
+            count += len(batch[0])
+    return count / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="lpn50", choices=list_models())
+    p.add_argument("--input-size", type=parse_size, default=(256, 192))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--iters", type=int, default=4, help="timed steps")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads or cpu_threads())
+    torch.manual_seed(0)
+    h, w = args.input_size
+    model = create_model(args.model).train()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, TrainConfig())
+    step = step_fn(model, optimizer, args.channels_last)
+    print(f"{args.model} {h}x{w} batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"channels_last {args.channels_last}, {platform.processor() or platform.machine()}", flush=True)
+    synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
+                  torch.ones(args.batch_size, 17))] * (args.warmup + args.iters)
+    print(f"compute only (synthetic batches): {time_steps(step, synthetic, args.warmup):.2f} samples/s", flush=True)
+    if args.data:
+        split = resolve_folder(args.data, "train")
+        dataset = CocoKeypoints(load_instances(split), (h, w), Augment(), seed=0)
+        config = TrainConfig(batch_size=args.batch_size, workers=args.workers)
+        loader = build_loader(dataset, config, Runtime(torch.device("cpu")), epoch=0)
+        batches = iter(loader)
+        n = args.warmup + args.iters
+        start, loaded = time.perf_counter(), [next(batches) for _ in range(min(n, len(loader)))]
+        print(f"DataLoader alone ({args.workers} workers): {sum(len(b[0]) for b in loaded) / (time.perf_counter() - start):.2f} samples/s")
+        loader = build_loader(dataset, config, Runtime(torch.device("cpu")), epoch=1)
+        it = iter(loader)
+        real = (next(it) for _ in range(min(n, len(loader))))
+        print(f"end to end (DataLoader + step): {time_steps(step, real, args.warmup):.2f} samples/s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
