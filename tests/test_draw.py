@@ -1,0 +1,55 @@
+"""Overlay: skeleton topology and colours, thresholds, boxes/ids, the stats readout and the untrained banner."""
+from __future__ import annotations
+
+import numpy as np
+
+from lpn_core.draw import CENTRE, KEYPOINT_NAMES, LEFT, RIGHT, SKELETON, draw_poses, draw_stats, limb_color, stats_lines
+from lpn_core.types import Pose
+
+
+def standing_pose(score: float = 0.9) -> Pose:
+    kpts = np.zeros((17, 3), np.float32)
+    kpts[:, 0] = [160, 155, 165, 150, 170, 140, 180, 130, 190, 125, 195, 145, 175, 145, 175, 145, 175]
+    kpts[:, 1] = [40, 35, 35, 38, 38, 70, 70, 100, 100, 130, 130, 140, 140, 180, 180, 220, 220]
+    kpts[:, 2] = score
+    return Pose(keypoints=kpts, box=np.array([115, 20, 205, 230], np.float32), score=score, track_id=7)
+
+
+def test_skeleton_is_coco() -> None:
+    assert len(KEYPOINT_NAMES) == 17 and len(SKELETON) == 19
+    assert all(0 <= a < 17 and 0 <= b < 17 for a, b in SKELETON)
+
+
+def test_limb_colours_left_right_centre() -> None:
+    assert limb_color(5, 7) == LEFT  # left shoulder - left elbow
+    assert limb_color(6, 8) == RIGHT
+    assert limb_color(5, 6) == CENTRE  # shoulders
+    assert limb_color(0, 1) == CENTRE  # nose - left eye
+
+
+def test_draw_poses_returns_new_image_and_draws_confident_joints() -> None:
+    image = np.zeros((240, 320, 3), np.uint8)
+    out = draw_poses(image, [standing_pose()])
+    assert out.shape == image.shape and out is not image and not image.any()
+    assert out[100, 130].any()  # left elbow
+    assert out[20:22, 115:205].any()  # the box's top edge (and id label above it)
+
+
+def test_joints_below_threshold_are_not_drawn() -> None:
+    image = np.zeros((240, 320, 3), np.uint8)
+    out = draw_poses(image, [standing_pose(score=0.1)], kpt_thr=0.3, show_boxes=False, show_ids=False)
+    assert not out.any()
+
+
+def test_stats_readout_and_untrained_banner() -> None:
+    times = {"detect": 20.0, "crop": 1.0, "infer": 25.0, "decode": 1.0, "track": 0.2, "draw": 1.0}
+    lines = stats_lines(20.0, times, 2)
+    assert lines[0].startswith("FPS  20.0") and "48 ms/frame" in lines[0] and "people 2" in lines
+    plain = np.full((360, 640, 3), 128, np.uint8)
+    draw_stats(plain, 20.0, times, 2, untrained=False)
+    assert (plain[5, 630] == 128).all()  # no banner
+    assert not (plain[:60, :120] == 128).all()  # the readout is there
+    flagged = np.full((360, 640, 3), 128, np.uint8)
+    assert draw_stats(flagged, None, {}, 0, untrained=True) is flagged  # in place
+    b, g, r = flagged[2, 2]
+    assert r > 200 and g < 50 and b < 50  # the red UNTRAINED WEIGHTS strip along the top
