@@ -115,9 +115,9 @@ def test_training_init_draws_conv_weights_from_n0_0001() -> None:
     model = create_model("lpn50", init=True)
     w = model.layer3[0].conv1.weight.detach()
     assert abs(float(w.std()) - 0.001) < 1e-4
-    assert float(model.bn1.weight.min()) == 1.0 and float(model.bn1.bias.abs().max()) == 0.0
+    assert float(model.bn1.weight.detach().min()) == 1.0 and float(model.bn1.bias.detach().abs().max()) == 0.0
     # GC blocks start from a re-drawn transform, as in the released code path (LPN_SPEC §1.4, §1.8)
-    assert float(model.layer1[0].att.channel_add_conv[3].weight.abs().max()) > 0
+    assert float(model.layer1[0].att.channel_add_conv[3].weight.detach().abs().max()) > 0
 
 
 def test_gc_block_weights_sum_to_one_and_broadcast_over_space() -> None:
