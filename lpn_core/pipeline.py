@@ -116,7 +116,7 @@ class Pipeline:
                 self._since_detect += 1
             found = found.top(s.max_people)
             boxes = clip_boxes(found.boxes, width, height)
-            usable = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
+            usable = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= 2  # crops fix the aspect
             found = Detections(boxes[usable], found.scores[usable])
         keypoints = self.estimator(frame, found.boxes)
         times = self.estimator.times
@@ -125,10 +125,9 @@ class Pipeline:
         poses = [Pose(keypoints=k, box=b, score=float(sc)) for k, b, sc in zip(keypoints, found.boxes, scores)]
         self._carried = carry_boxes(poses, found.scores, s.kpt_thr, keep_lost=not self.detector.full_frame)
         with timer("track"):
-            if s.tracking or s.smoothing:
-                poses = self.tracker.update(poses, timestamp_s)
-                if not s.tracking:
-                    poses = [dataclasses.replace(p, track_id=None) for p in poses]
+            poses = self.tracker.update(poses, timestamp_s)  # always: switching tracking on later keeps ids
+            if not s.tracking:
+                poses = [dataclasses.replace(p, track_id=None) for p in poses]
         return FrameResult(index=index, frame=frame, poses=poses, times_ms=timer.ms)
 
     def _should_detect(self) -> bool:

@@ -1,0 +1,146 @@
+"""Pipeline: one batched call per frame, detect every N, boxes carried by keypoints, smart crop, settings."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from lpn_core.detector import Detections, FullFrameDetector, YoloDetector
+from lpn_core.errors import LpnError
+from lpn_core.estimator import PoseEstimator, build_estimator
+from lpn_core.pipeline import Pipeline, PipelineSettings, carry_boxes, instance_scores, pad_boxes
+from lpn_core.types import Pose
+
+FRAME = np.zeros((480, 640, 3), np.uint8)
+
+
+class CountingBackend:
+    """One heatmap peak per joint (value 0.9) spread over a person-sized part of the crop; records batch sizes."""
+
+    name = "fake"
+
+    def __init__(self, peak: float = 0.9) -> None:
+        self.batches: list[int] = []
+        self.peak = peak
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        self.batches.append(len(crops))
+        heat = np.zeros((len(crops), 17, 64, 48), np.float32)
+        rows, cols = np.linspace(11, 52, 17).astype(int), np.linspace(18, 30, 17).astype(int)  # ~ a person's extent
+        heat[:, np.arange(17), rows, cols] = self.peak
+        return heat
+
+
+class FakeDetector:
+    name, full_frame = "fake", False
+
+    def __init__(self, boxes: list[list[float]], scores: list[float]) -> None:
+        self.found = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        self.calls += 1
+        return self.found
+
+
+def fake_pipeline(detector, peak: float = 0.9, **settings) -> tuple[Pipeline, CountingBackend]:
+    backend = CountingBackend(peak)
+    return Pipeline(PipelineSettings(**settings), PoseEstimator(backend), detector), backend
+
+
+def test_instance_score_is_box_times_mean_confident_joint() -> None:
+    kpts = np.zeros((2, 17, 3), np.float32)
+    kpts[0, :10, 2], kpts[0, 10:, 2] = 0.8, 0.1  # joints <= 0.2 do not count
+    assert instance_scores(np.array([0.5, 0.9]), kpts) == pytest.approx([0.4, 0.0])
+
+
+def test_pad_and_carry_boxes() -> None:
+    assert np.allclose(pad_boxes(np.array([[0, 0, 10, 20]], np.float32), 2.0), [[-5, -10, 15, 30]])
+    lost = Pose(np.zeros((17, 3), np.float32), np.array([1, 2, 3, 4], np.float32), 0.0)
+    kpts = np.zeros((17, 3), np.float32)
+    kpts[:, 0], kpts[:, 1], kpts[:, 2] = np.linspace(100, 120, 17), np.linspace(50, 130, 17), 0.9
+    seen = Pose(kpts, np.array([0, 0, 640, 480], np.float32), 0.9)
+    carried = carry_boxes([lost, seen], np.array([0.7, 0.8]), kpt_thr=0.3, keep_lost=True)
+    assert np.allclose(carried.boxes[0], [1, 2, 3, 4]) and np.allclose(carried.boxes[1], [97.5, 40, 122.5, 140])
+    assert carried.scores.tolist() == pytest.approx([0.7, 0.8])  # the detector's score travels with the box
+    assert len(carry_boxes([lost], np.array([0.7]), 0.3, keep_lost=False)) == 0
+
+
+def test_all_people_go_to_the_backend_in_one_call() -> None:
+    boxes = [[10, 10, 110, 210], [200, 10, 300, 210], [400, 10, 500, 210]]
+    pipeline, backend = fake_pipeline(FakeDetector(boxes, [0.9, 0.8, 0.7]))
+    result = pipeline.process(FRAME, 0, 0.0)
+    assert backend.batches == [3] and len(result.poses) == 3
+    assert {"detect", "crop", "infer", "decode", "track"} <= set(result.times_ms)
+    assert [p.track_id for p in result.poses] == [1, 2, 3]
+    pipeline.update(flip_test=True)
+    pipeline.process(FRAME, 1, 1 / 30)
+    assert backend.batches[-1] == 6  # flip test: still one call, twice the crops
+
+
+def test_max_people_keeps_the_best_boxes() -> None:
+    boxes = [[i * 100, 10, i * 100 + 90, 210] for i in range(5)]
+    pipeline, backend = fake_pipeline(FakeDetector(boxes, [0.3, 0.9, 0.5, 0.8, 0.4]), max_people=2)
+    result = pipeline.process(FRAME, 0, 0.0)
+    assert backend.batches == [2] and sorted(p.box[0] for p in result.poses) == [100, 300]
+
+
+def test_detect_every_n_frames_and_follow_keypoints_between() -> None:
+    detector = FakeDetector([[100, 50, 200, 350]], [0.9])
+    pipeline, _ = fake_pipeline(detector, det_every=3)
+    results = [pipeline.process(FRAME, i, i / 30) for i in range(7)]
+    assert detector.calls == 3  # frames 0, 3, 6
+    assert {p.track_id for r in results for p in r.poses} == {1}
+    assert not np.allclose(results[1].poses[0].box, detector.found.boxes[0])  # carried: from keypoints
+
+
+def test_unconfident_keypoints_keep_the_box_until_the_next_detection() -> None:
+    detector = FakeDetector([[100, 50, 200, 350]], [0.9])
+    pipeline, _ = fake_pipeline(detector, peak=0.05, det_every=4)  # like untrained weights
+    results = [pipeline.process(FRAME, i, i / 30) for i in range(4)]
+    assert detector.calls == 1 and all(np.allclose(r.poses[0].box, [100, 50, 200, 350]) for r in results)
+
+
+def test_no_detector_starts_full_frame_then_follows_keypoints() -> None:
+    pipeline, _ = fake_pipeline(FullFrameDetector())
+    first = pipeline.process(FRAME, 0, 0.0)
+    assert np.allclose(first.poses[0].box, [0, 0, 640, 480])
+    second = pipeline.process(FRAME, 1, 1 / 30)
+    box = second.poses[0].box
+    assert box[2] - box[0] < 400  # the crop tightened onto the keypoints
+    lost, _ = fake_pipeline(FullFrameDetector(), peak=0.05)
+    lost.process(FRAME, 0, 0.0)
+    assert np.allclose(lost.process(FRAME, 1, 1 / 30).poses[0].box, [0, 0, 640, 480])  # lost: whole frame again
+
+
+def test_update_swap_and_reset() -> None:
+    pipeline, _ = fake_pipeline(FakeDetector([[100, 50, 200, 350]], [0.9]))
+    pipeline.process(FRAME, 0, 0.0)
+    pipeline.update(det_every=5, kpt_thr=0.5, smoothing=False, tracking=False, max_people=3)
+    assert pipeline.settings.det_every == 5 and pipeline.tracker.smoothing is False
+    assert pipeline.process(FRAME, 1, 1 / 30).poses[0].track_id is None
+    with pytest.raises(LpnError, match="cannot change model"):
+        pipeline.update(model="lpn101")
+    pipeline.update(tracking=True)
+    pipeline.swap_estimator(PoseEstimator(CountingBackend()))
+    assert pipeline.process(FRAME, 2, 2 / 30).poses[0].track_id == 1  # tracks survive a model switch
+    pipeline.reset()
+    pipeline.process(FRAME, 0, 0.0)
+    assert pipeline.tracker._next_id == 2
+
+
+def test_real_frame_end_to_end_untrained() -> None:
+    cap = cv2.VideoCapture(str(shared_path("videos/walk_away_720p.mp4")))
+    frame = cap.read()[1]
+    cap.release()
+    pipeline = Pipeline(PipelineSettings(weights="untrained"), build_estimator("lpn50", "untrained", threads=2),
+                        YoloDetector(shared_path("detectors/yolo11n_int8_openvino_model")))
+    assert pipeline.untrained
+    result = pipeline.process(frame, 0, 0.0)
+    [pose] = result.poses
+    assert pose.keypoints.shape == (17, 3) and pose.keypoints.dtype == np.float32
+    x1, y1, x2, y2 = pose.box
+    assert (pose.keypoints[:, 0] >= x1 - 1).all() and (pose.keypoints[:, 0] <= x2 + 1).all()
+    assert (pose.keypoints[:, 1] >= y1 - 1).all() and (pose.keypoints[:, 1] <= y2 + 1).all()
+    assert result.total_ms > 0 and result.frame is frame
