@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -116,6 +117,37 @@ def default_stem(name: str, is_camera: bool) -> str:
     return f"camera{name.split()[-1]}" if is_camera else Path(name).stem
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where a headless run writes: ``media`` is the .mp4, an image file, or a folder of images."""
+
+    media: Path
+    json: Path
+    coco: Path | None
+    media_is_folder: bool = False
+
+
+def plan_outputs(args: argparse.Namespace, source) -> Outputs:
+    """Output paths from the flags or the defaults under runs/pose/; each folder is created (or refused) now,
+    before any model is built."""
+    from lpn_core.stream import IMAGE_EXTENSIONS, prepare_output
+
+    coco = Path(args.coco_json) if args.coco_json else None
+    if source.is_image:
+        single = bool(args.output) and Path(args.output).suffix.lower() in IMAGE_EXTENSIONS and source.frame_count == 1
+        media = Path(args.output) if args.output else RUNS_DIR / f"{Path(source.name).stem}_pose"
+        json_path = Path(args.json) if args.json else (media.parent if single else media) / "poses.json"
+        outputs = Outputs(media, json_path, coco, media_is_folder=not single)
+    else:
+        media = Path(args.output) if args.output else RUNS_DIR / f"{default_stem(source.name, source.is_camera)}_pose.mp4"
+        outputs = Outputs(media, Path(args.json) if args.json else media.with_suffix(".json"), coco)
+    prepare_output(outputs.media, is_folder=outputs.media_is_folder)
+    for path in (outputs.json, outputs.coco):
+        if path is not None:
+            prepare_output(path)
+    return outputs
+
+
 def run_gui(settings, source: str | int | None) -> int:
     from lpn_core.errors import LpnError
 
@@ -151,16 +183,14 @@ def json_meta(settings, pipeline, source, extra: dict) -> dict:
             "skeleton": [list(link) for link in SKELETON]}
 
 
-def process_video(source, pipeline, settings, args: argparse.Namespace) -> tuple[list[Path], int]:
-    """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns written paths and frames processed."""
+def process_video(source, pipeline, settings, args: argparse.Namespace, outputs: Outputs) -> int:
+    """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns the number of frames processed."""
     from tqdm import tqdm
 
     from lpn_core.stream import CocoJsonWriter, JsonWriter, VideoSink
     from lpn_core.timing import FpsMeter
 
-    stem = default_stem(source.name, source.is_camera)
-    video_path = Path(args.output) if args.output else RUNS_DIR / f"{stem}_pose.mp4"
-    json_path = Path(args.json) if args.json else video_path.with_suffix(".json")
+    video_path, json_path = outputs.media, outputs.json
     meta = json_meta(settings, pipeline, source, {"fps": source.fps, "size": list(source.size),
                                                    "frame_count": source.frame_count})
     meter, pending, processed = FpsMeter(), [], 0
@@ -168,7 +198,7 @@ def process_video(source, pipeline, settings, args: argparse.Namespace) -> tuple
     with ExitStack() as stack:
         sink = None if source.is_camera else stack.enter_context(VideoSink(video_path, source.fps, source.size))
         writer = stack.enter_context(JsonWriter(json_path, meta))
-        coco = stack.enter_context(CocoJsonWriter(args.coco_json)) if args.coco_json else None
+        coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=None, dynamic_ncols=True))
         try:
             for index, frame in enumerate(source):
@@ -197,31 +227,27 @@ def process_video(source, pipeline, settings, args: argparse.Namespace) -> tuple
     if getattr(source, "truncated", False) and not args.max_frames:
         print(f"warning: decoded {source.frames_read} of the {source.frame_count} frames '{source.name}' announces: "
               "the file looks truncated; the outputs hold the decodable frames", file=sys.stderr)
-    paths = [video_path, json_path] + ([Path(args.coco_json)] if args.coco_json else [])
-    return paths, processed
+    return processed
 
 
-def process_images(source, pipeline, settings, args: argparse.Namespace) -> tuple[list[Path], int]:
-    """Image or folder -> annotated images in a folder (or the --output file) + JSON (+ COCO JSON)."""
+def process_images(source, pipeline, settings, args: argparse.Namespace, outputs: Outputs) -> int:
+    """Image or folder -> annotated images in a folder (or one image file) + JSON (+ COCO JSON)."""
     import cv2
 
     from lpn_core.errors import OutputError
-    from lpn_core.stream import IMAGE_EXTENSIONS, CocoJsonWriter, JsonWriter, coco_image_id
+    from lpn_core.stream import CocoJsonWriter, JsonWriter, coco_image_id
 
-    single_file = args.output and Path(args.output).suffix.lower() in IMAGE_EXTENSIONS and source.frame_count == 1
-    out_dir = Path(args.output).parent if single_file else Path(args.output or RUNS_DIR / f"{Path(source.name).stem}_pose")
-    json_path = Path(args.json) if args.json else out_dir / "poses.json"
     processed = 0
     with ExitStack() as stack:
-        writer = stack.enter_context(JsonWriter(json_path, json_meta(settings, pipeline, source, {})))
-        coco = stack.enter_context(CocoJsonWriter(args.coco_json)) if args.coco_json else None
+        writer = stack.enter_context(JsonWriter(outputs.json, json_meta(settings, pipeline, source, {})))
+        coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
         for index, frame in enumerate(source):
             if args.max_frames and index >= args.max_frames:
                 break
             pipeline.reset()  # stills: no tracking or smoothing across images
             result = pipeline.process(frame, index, 0.0)
             image = annotate(result, pipeline, args, None)
-            target = Path(args.output) if single_file else out_dir / source.path.name
+            target = outputs.media / source.path.name if outputs.media_is_folder else outputs.media
             if not cv2.imwrite(str(target), image):
                 raise OutputError(f"cannot write image '{target}'; choose a writable --output folder")
             writer.write(result, file=source.path.name, size=[frame.shape[1], frame.shape[0]])
@@ -230,15 +256,15 @@ def process_images(source, pipeline, settings, args: argparse.Namespace) -> tupl
             processed += 1
     for path in source.skipped:
         print(f"warning: skipped unreadable image '{path}'", file=sys.stderr)
-    paths = [Path(args.output) if single_file else out_dir, json_path] + ([Path(args.coco_json)] if args.coco_json else [])
-    return paths, processed
+    return processed
 
 
 def run_headless(args: argparse.Namespace, settings, source_spec: str | int) -> int:
     from lpn_core.pipeline import Pipeline
     from lpn_core.stream import open_source
 
-    with open_source(source_spec) as source:  # fails fast, before any model is built
+    with open_source(source_spec) as source:  # sources and outputs fail fast, before any model is built
+        outputs = plan_outputs(args, source)
         pipeline = Pipeline(settings)
         if pipeline.untrained:
             print("warning: running with UNTRAINED weights: keypoints are meaningless (tests and timing only)",
@@ -246,14 +272,15 @@ def run_headless(args: argparse.Namespace, settings, source_spec: str | int) -> 
         process = process_images if source.is_image else process_video
         started = time.perf_counter()
         try:
-            paths, frames = process(source, pipeline, settings, args)
+            frames = process(source, pipeline, settings, args, outputs)
         except KeyboardInterrupt:
             print(f"\ninterrupted after {source.frames_read} frames; outputs closed and valid", file=sys.stderr)
             return 130
         seconds = time.perf_counter() - started
     print(f"processed {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} fps)")
-    for path in paths:
-        print(f"wrote {path}")
+    for path in (outputs.media, outputs.json, outputs.coco):
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 

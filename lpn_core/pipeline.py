@@ -83,11 +83,11 @@ class Pipeline:
     def __init__(self, settings: PipelineSettings, estimator: PoseEstimator | None = None,
                  detector: PersonDetector | None = None) -> None:
         self.settings = settings
+        self.detector = detector or load_detector(settings.detector, settings.det_conf, settings.det_iou,
+                                                  settings.det_imgsz, settings.device)  # first: fails fastest
         self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
                                                       settings.device, settings.flip_test, settings.threads)
         self.estimator.flip_test = settings.flip_test
-        self.detector = detector or load_detector(settings.detector, settings.det_conf, settings.det_iou,
-                                                  settings.det_imgsz, settings.device)
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Detections | None = None
         self._since_detect = 0

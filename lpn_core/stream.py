@@ -160,13 +160,20 @@ def open_source(source: str | int) -> FrameSource:
     return VideoSource(path)
 
 
-def _prepare_parent(path: Path) -> None:
+def prepare_output(path: str | os.PathLike, is_folder: bool = False) -> Path:
+    """Create the folder that will hold ``path`` (or ``path`` itself); OutputError, one line, if impossible."""
+    path = Path(path)
+    folder = path if is_folder else path.parent
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot write '{path}': '{blocker}' is a file, not a folder; choose another output path")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write '{path}': {exc.strerror or exc}; choose a writable folder") from exc
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"cannot write '{path}': folder is not writable; choose another --output")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write '{path}': folder '{folder}' is not writable; choose another output path")
+    return path
 
 
 class VideoSink:
@@ -175,7 +182,7 @@ class VideoSink:
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         self.path, self.fps, self.size = Path(path), sane_fps(fps), (int(size[0]), int(size[1]))
-        _prepare_parent(self.path)
+        prepare_output(self.path)
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
         if not self._writer.isOpened():
             raise OutputError(f"cannot write video '{self.path}': OpenCV's mp4v writer refused it "
@@ -225,7 +232,7 @@ class _JsonArrayFile:
 
     def __init__(self, path: str | os.PathLike, prefix: str) -> None:
         self.path = Path(path)
-        _prepare_parent(self.path)
+        prepare_output(self.path)
         try:
             self._file: TextIO | None = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
