@@ -303,7 +303,8 @@ class MainWindow(QMainWindow):
             self.view.show_message(f"Loading {display_name(self.model_combo.currentData())}…")
 
     def _on_source_ended(self, frames: int) -> None:
-        self.statusBar().showMessage(f"End of video: {frames} frames read. Open it again to replay.")
+        if not self.loop_check.isChecked():
+            self.statusBar().showMessage(f"End of video: {frames} frames read. Open it again to replay.")
 
     def _on_source_failed(self, message: str) -> None:
         self.show_error(message)
@@ -577,7 +578,7 @@ class MainWindow(QMainWindow):
             if not self.inference.wait(JOIN_MS + 5000):
                 self.show_error("the inference thread did not stop in time")
             self.inference.close_outputs()
-            self.loader.join(0.5)  # a model still building is a daemon thread: it is dropped with the process
+            self.loader.cancel()  # a model still building is joined by run_gui once the window is gone
         super().closeEvent(event)
 
     def _save_settings(self) -> None:
@@ -599,4 +600,6 @@ def run_gui(settings: PipelineSettings, source: str | int | None = None) -> int:
     ticker = QTimer()
     ticker.timeout.connect(lambda: None)
     ticker.start(200)
-    return app.exec()
+    code = app.exec()
+    window.loader.join(300.0)  # let a model build in flight finish: exiting under torch/ORT aborts
+    return code

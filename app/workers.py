@@ -472,9 +472,11 @@ class InferenceWorker(QThread):
 class ModelLoader(QObject):
     """Builds models off the GUI and inference threads; the latest request wins.
 
-    A plain daemon thread per request rather than a QThread: building LPN-152 for ONNX Runtime takes
-    ~15 s here, and closing the window must neither wait for it nor destroy a running QThread (which
-    aborts the process). A superseded or orphaned build finishes quietly and is dropped.
+    A plain thread per request rather than a QThread: building LPN-152 for ONNX Runtime takes ~15 s
+    here; closing the window must not wait for it, nor destroy a running QThread (which aborts the
+    process). ``run_gui`` joins builds still in flight after the window has gone, before the
+    interpreter exits (a thread killed inside torch/ORT at exit aborts the process). A superseded
+    build skips its remaining steps and is dropped.
     """
 
     loaded = pyqtSignal(object)   # LoadedModel
@@ -483,6 +485,7 @@ class ModelLoader(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._threads: list[threading.Thread] = []
+        self._cancelled = threading.Event()
         self.latest = 0
 
     def request(self, settings: PipelineSettings, build_pipeline: bool) -> int:
@@ -497,6 +500,10 @@ class ModelLoader(QObject):
     def busy(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
+    def cancel(self) -> None:
+        """Skip the remaining steps of builds in flight (the current step still finishes)."""
+        self._cancelled.set()
+
     def join(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for builds in flight; True when none is left."""
         deadline = time.monotonic() + timeout_s
@@ -508,6 +515,8 @@ class ModelLoader(QObject):
         try:
             estimator = build_estimator(settings.model, settings.weights, settings.backend, settings.device,
                                         flip_test=settings.flip_test, threads=settings.threads, spinning=False)
+            if self._cancelled.is_set() or request != self.latest:
+                return  # closed or superseded: skip the rest
             estimator(WARMUP_FRAME, WARMUP_BOX)  # first runs allocate; pay that here, not in the live loop
             pipeline = None
             if build_pipeline:

@@ -1,0 +1,137 @@
+"""app/main_window.py on real videos, offscreen: frames and poses arrive, the model dropdown switches
+without stalling, recording/JSON/snapshot files are readable, errors reach the status bar, closing joins
+every thread, settings are remembered. Untrained weights (no LPN weights here): timing and plumbing only."""
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from app import MainWindow
+from app.settings import open_store
+from lpn_core.pipeline import PipelineSettings
+from tests.conftest import shared_path
+
+WALK = "videos/walk_away_720p.mp4"
+DETECTOR = "detectors/yolov8n_int8_openvino_model"
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    windows = []
+
+    def make(source=None, store_name: str = "settings.ini", **settings) -> MainWindow:
+        base = dict(weights="untrained", detector="none", backend="onnx")
+        window = MainWindow(PipelineSettings(**{**base, **settings}), source,
+                            store=open_store(tmp_path / store_name))
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert window.loader.join(120), "a model build did not finish"  # as run_gui does before exiting
+
+
+def wait_frames(qtbot, window: MainWindow, count: int, timeout_ms: int = 90000) -> None:
+    target = window.frames_shown + count
+    qtbot.waitUntil(lambda: window.frames_shown >= target, timeout=timeout_ms)
+
+
+def assert_all_joined(window: MainWindow) -> None:
+    assert window.threads, "no threads recorded"
+    for thread in window.threads:
+        assert thread.isFinished() and not thread.isRunning()
+
+
+def test_window_shows_poses_records_and_closes_cleanly(qtbot, make_window, tmp_path) -> None:
+    window = make_window(str(shared_path(WALK)), detector=str(shared_path(DETECTOR)))
+    window.loop_check.setChecked(True)
+    window.kpt_slider.setValue(0)  # untrained joints score low: draw them all
+    wait_frames(qtbot, window, 2)
+    rendered = window.last_rendered
+    assert len(rendered.result.poses) >= 1 and window.people_label.text() != "People –"
+    assert rendered.untrained and rendered.model == "lpn50"
+    lower = slice(rendered.image.shape[0] // 3, None)  # below the banner and the stats readout
+    assert np.count_nonzero(np.any(rendered.image[lower] != rendered.result.frame[lower], axis=2)) > 500
+    painted = window.view.grab().toImage()
+    assert painted.width() > 0 and window.fps_label.text().startswith("FPS")
+
+    assert window.start_recording(tmp_path / "out" / "rec.mp4")
+    assert window.start_json(tmp_path / "out" / "keypoints.json")
+    wait_frames(qtbot, window, 3)
+    snapshot = window.save_snapshot(tmp_path / "out" / "snap.png")
+    assert cv2.imread(str(snapshot)).shape == (720, 1280, 3)
+
+    # an unreadable file while recording: one-line error, the recording made so far is kept
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 100)
+    window.open_source(str(broken))
+    qtbot.waitUntil(lambda: "broken.mp4" in window.statusBar().currentMessage(), timeout=15000)
+    assert window.statusBar().currentMessage().startswith("Error: cannot")
+    window.stop_json()
+    window.close()
+    assert_all_joined(window)
+
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "rec.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (720, 1280, 3) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
+    cap.release()
+    exported = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert len(exported["frames"]) >= 3 and exported["meta"]["untrained"] is True
+    assert len(exported["frames"][0]["people"][0]["keypoints"]) == 17
+
+
+def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
+    window = make_window(str(shared_path(WALK)))
+    window.loop_check.setChecked(True)
+    wait_frames(qtbot, window, 3)
+    stamps: list[float] = []
+    window.frame_shown.connect(lambda _: stamps.append(time.monotonic()))
+    switched_at = time.monotonic()
+    window.model_combo.setCurrentIndex(window.model_combo.findData("lpn101"))
+    qtbot.waitUntil(lambda: window.last_rendered.model == "lpn101", timeout=90000)
+    ready_at = time.monotonic()
+    wait_frames(qtbot, window, 2)
+    during = [t for t in stamps if t <= ready_at]
+    gaps = np.diff([switched_at, *stamps])
+    assert len(during) >= 3, "frames stopped while the new model was loading"
+    worst = int(gaps.argmax())
+    assert gaps.max() < 1.0, (f"frames stalled {gaps.max():.2f} s during the switch, ending "
+                              f"{stamps[worst] - switched_at:.2f} s after it (new model shown at "
+                              f"{ready_at - switched_at:.2f} s)")
+    assert window.model_label.text().startswith("LPN-101")
+
+
+def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_window, tmp_path) -> None:
+    window = make_window(57, backend="torch")  # no such camera
+    qtbot.waitUntil(lambda: any("camera 57" in e for e in window.errors), timeout=20000)
+    assert window.isVisible()
+    window.open_source(str(tmp_path / "nothing.mp4"))
+    qtbot.waitUntil(lambda: any("nothing.mp4" in e for e in window.errors), timeout=10000)
+    assert not window.start_recording()  # nothing to record yet: says so, does not crash
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    window.state.output_dir = str(not_a_folder / "sub")
+    window.open_source(str(shared_path(WALK)))
+    qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
+    assert not window.start_recording()
+    assert "file.txt" in window.last_error and window.isVisible()
+
+    window.kpt_slider.setValue(55)
+    window.smoothing_check.setChecked(False)
+    window.det_every_spin.setValue(4)
+    window.boxes_check.setChecked(False)
+    window.close()
+    assert_all_joined(window)
+
+    again = make_window(None, backend="torch", model="lpn152")  # --model given on the command line
+    assert again.kpt_slider.value() == 55 and not again.smoothing_check.isChecked()
+    assert again.det_every_spin.value() == 4 and not again.boxes_check.isChecked()
+    assert again.model_combo.currentData() == "lpn152"
+    assert again.state.last_source.endswith("walk_away_720p.mp4")  # reopened when no source is given
