@@ -15,9 +15,11 @@ import pytest
 import main as cli
 from conftest import REPO_ROOT, shared_path
 from lpn_core import pipeline as pipeline_module
+from lpn_core import stream as stream_module
 from lpn_core.detector import YoloDetector
 from lpn_core.estimator import build_estimator
 from lpn_core.pipeline import Pipeline
+from lpn_core.stream import FrameSource
 
 DETECTOR = "detectors/yolo11n_int8_openvino_model"  # the fastest shared detector (~20 ms a frame)
 
@@ -198,3 +200,43 @@ def test_gui_is_the_default_and_gets_camera_source(monkeypatch: pytest.MonkeyPat
     assert cli.main(["--camera", "0", "--model", "lpn101", "--det-every", "3"]) == 0
     [(settings, source)] = calls
     assert source == 0 and settings.model == "lpn101" and settings.det_every == 3 and settings.flip_test is False
+
+
+class FakeCamera(FrameSource):
+    """A 'camera' replaying the walking video: exercises the camera branch without a device."""
+
+    is_camera, name = True, "camera 0"
+
+    def __init__(self, count: int) -> None:
+        cap = cv2.VideoCapture(str(shared_path("videos/walk_away_720p.mp4")))
+        self._frames = [cap.read()[1] for _ in range(count)]
+        cap.release()
+        self.size = (self._frames[0].shape[1], self._frames[0].shape[0])
+
+    def read(self):
+        if self.frames_read == len(self._frames):
+            return None
+        self.frames_read += 1
+        return self._frames[self.frames_read - 1]
+
+
+@pytest.mark.parametrize("count, stop_at", [(25, None), (8, 5)])
+def test_camera_recording_uses_the_measured_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 fast_models: None, count: int, stop_at: int | None) -> None:
+    """Camera frames are written at the rate achieved, also when Ctrl-C comes before the rate probe ends."""
+    monkeypatch.setattr(stream_module, "open_source", lambda source: FakeCamera(count))
+    if stop_at is not None:
+        real = Pipeline.process
+
+        def flaky(self, frame, index=None, timestamp_s=None):
+            if index == stop_at:
+                raise KeyboardInterrupt
+            return real(self, frame, index, timestamp_s)
+
+        monkeypatch.setattr(Pipeline, "process", flaky)
+    argv = base_args(tmp_path, "0", "--det-every", "5")
+    assert cli.main(argv) == (0 if stop_at is None else 130)
+    frames, fps, size = video_frames(tmp_path / "out.mp4")
+    assert frames == (stop_at or count) and size == (1280, 720)
+    assert fps >= 0.5 and abs(fps - 30.0) > 0.01  # the measured processing rate, not the camera's nominal 30
+    assert len(json.loads((tmp_path / "out.json").read_text())["frames"]) == frames
