@@ -220,7 +220,7 @@ class FakeCamera(FrameSource):
         return self._frames[self.frames_read - 1]
 
 
-@pytest.mark.parametrize("count, stop_at", [(25, None), (8, 5)])
+@pytest.mark.parametrize("count, stop_at", [(22, None), (8, 5)])
 def test_camera_recording_uses_the_measured_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  fast_models: None, count: int, stop_at: int | None) -> None:
     """Camera frames are written at the rate achieved, also when Ctrl-C comes before the rate probe ends."""
