@@ -18,13 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lpn_core.backends import cpu_threads
+from lpn_core.draw import KEYPOINT_NAMES, SKELETON, draw_poses, draw_stats, draw_untrained_banner
+from lpn_core.errors import LpnError, OutputError
+from lpn_core.model import check_model_name, list_models
+from lpn_core.pipeline import Pipeline, PipelineSettings
+from lpn_core.stream import (IMAGE_EXTENSIONS, CocoJsonWriter, FrameSource, JsonWriter, VideoSink, coco_image_id,
+                             open_source, prepare_output)
+from lpn_core.timing import FpsMeter
+from lpn_core.types import FrameResult
+
 RUNS_DIR: Final = Path("runs") / "pose"
 CAMERA_PROBE_FRAMES: Final = 20  # camera recordings: measure the real rate before opening the writer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lpn_core.model import list_models
-
     parser = argparse.ArgumentParser(
         prog="main.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="LPN Pose: real-time top-down human pose estimation on the CPU.\n"
@@ -72,12 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
     """argparse namespace -> PipelineSettings (one-line errors for bad values)."""
-    from lpn_core.errors import LpnError
-    from lpn_core.model import check_model_name
-    from lpn_core.pipeline import PipelineSettings
-
     check_model_name(args.model)
     for name in ("det_every", "max_people", "max_frames", "threads"):
         value = getattr(args, name)
@@ -92,11 +101,6 @@ def settings_from_args(args: argparse.Namespace):
 
 def set_threads(threads: int | None) -> int:
     """Thread counts, once, here in the entry point (STYLE §8)."""
-    import cv2
-    import torch
-
-    from lpn_core.backends import cpu_threads
-
     threads = threads or cpu_threads()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -104,8 +108,6 @@ def set_threads(threads: int | None) -> int:
 
 
 def source_arg(args: argparse.Namespace) -> str | int | None:
-    from lpn_core.errors import LpnError
-
     if args.camera is not None and args.source is not None:
         raise LpnError("give either --source or --camera, not both")
     if args.camera is not None:
@@ -127,11 +129,9 @@ class Outputs:
     media_is_folder: bool = False
 
 
-def plan_outputs(args: argparse.Namespace, source) -> Outputs:
+def plan_outputs(args: argparse.Namespace, source: FrameSource) -> Outputs:
     """Output paths from the flags or the defaults under runs/pose/; each folder is created (or refused) now,
     before any model is built."""
-    from lpn_core.stream import IMAGE_EXTENSIONS, prepare_output
-
     coco = Path(args.coco_json) if args.coco_json else None
     if source.is_image:
         single = bool(args.output) and Path(args.output).suffix.lower() in IMAGE_EXTENSIONS and source.frame_count == 1
@@ -148,9 +148,7 @@ def plan_outputs(args: argparse.Namespace, source) -> Outputs:
     return outputs
 
 
-def run_gui(settings, source: str | int | None) -> int:
-    from lpn_core.errors import LpnError
-
+def run_gui(settings: PipelineSettings, source: str | int | None) -> int:
     try:
         from app import run_gui as app_run_gui
     except ImportError as exc:  # app/ not installed or PyQt6 missing: point at the headless mode
@@ -158,24 +156,21 @@ def run_gui(settings, source: str | int | None) -> int:
     return int(app_run_gui(settings, source) or 0)
 
 
-def annotate(result, pipeline, args: argparse.Namespace, fps: float | None):
+def annotate(result: FrameResult, pipeline: Pipeline, args: argparse.Namespace, fps: float | None) -> np.ndarray:
     """Draw the poses (and the readout) on a copy of the frame; record the draw time."""
-    from lpn_core.draw import draw_poses, draw_stats
-
     start = time.perf_counter()
     image = draw_poses(result.frame, result.poses, kpt_thr=args.kpt_thr)
-    if not args.hide_stats or pipeline.untrained:
-        times = dict(result.times_ms)
-        times["draw"] = (time.perf_counter() - start) * 1e3
-        draw_stats(image, None if args.hide_stats else fps, {} if args.hide_stats else times,
-                   len(result.poses), untrained=pipeline.untrained)
+    if args.hide_stats:
+        if pipeline.untrained:
+            draw_untrained_banner(image)
+    else:
+        times = {**result.times_ms, "draw": (time.perf_counter() - start) * 1e3}
+        draw_stats(image, fps, times, len(result.poses), untrained=pipeline.untrained)
     result.times_ms["draw"] = (time.perf_counter() - start) * 1e3
     return image
 
 
-def json_meta(settings, pipeline, source, extra: dict) -> dict:
-    from lpn_core.draw import KEYPOINT_NAMES, SKELETON
-
+def json_meta(settings: PipelineSettings, pipeline: Pipeline, source: FrameSource, extra: dict) -> dict:
     return {"format": "lpn-pose/1", "model": settings.model, "weights": settings.weights,
             "untrained": pipeline.untrained, "backend": settings.backend, "detector": pipeline.detector.name,
             "source": source.name, **extra, "det_every": settings.det_every, "flip_test": settings.flip_test,
@@ -183,13 +178,9 @@ def json_meta(settings, pipeline, source, extra: dict) -> dict:
             "skeleton": [list(link) for link in SKELETON]}
 
 
-def process_video(source, pipeline, settings, args: argparse.Namespace, outputs: Outputs) -> int:
+def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
+                  outputs: Outputs) -> int:
     """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns the number of frames processed."""
-    from tqdm import tqdm
-
-    from lpn_core.stream import CocoJsonWriter, JsonWriter, VideoSink
-    from lpn_core.timing import FpsMeter
-
     video_path, json_path = outputs.media, outputs.json
     meta = json_meta(settings, pipeline, source, {"fps": source.fps, "size": list(source.size),
                                                    "frame_count": source.frame_count})
@@ -230,13 +221,9 @@ def process_video(source, pipeline, settings, args: argparse.Namespace, outputs:
     return processed
 
 
-def process_images(source, pipeline, settings, args: argparse.Namespace, outputs: Outputs) -> int:
+def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
+                   outputs: Outputs) -> int:
     """Image or folder -> annotated images in a folder (or one image file) + JSON (+ COCO JSON)."""
-    import cv2
-
-    from lpn_core.errors import OutputError
-    from lpn_core.stream import CocoJsonWriter, JsonWriter, coco_image_id
-
     processed = 0
     with ExitStack() as stack:
         writer = stack.enter_context(JsonWriter(outputs.json, json_meta(settings, pipeline, source, {})))
@@ -259,10 +246,7 @@ def process_images(source, pipeline, settings, args: argparse.Namespace, outputs
     return processed
 
 
-def run_headless(args: argparse.Namespace, settings, source_spec: str | int) -> int:
-    from lpn_core.pipeline import Pipeline
-    from lpn_core.stream import open_source
-
+def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_spec: str | int) -> int:
     with open_source(source_spec) as source:  # sources and outputs fail fast, before any model is built
         outputs = plan_outputs(args, source)
         pipeline = Pipeline(settings)
@@ -287,8 +271,6 @@ def run_headless(args: argparse.Namespace, settings, source_spec: str | int) -> 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, report user errors as one line (exit 2)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics: no per-frame logging
-    from lpn_core.errors import LpnError
-
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

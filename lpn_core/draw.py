@@ -98,9 +98,7 @@ def draw_stats(image: np.ndarray, fps: float | None, times_ms: dict[str, float],
     line_h = int(cv2.getTextSize("Ag", FONT, scale, 1)[0][1] * 1.8) + 2
     lines = [line for line in stats_lines(fps, times_ms, people) if line]
     box_w = max(cv2.getTextSize(line, FONT, scale, 1)[0][0] for line in lines) + 12
-    y0 = 0
-    if untrained:
-        y0 = _banner(image, "UNTRAINED WEIGHTS - keypoints are meaningless (tests/timing only)", width)
+    y0 = draw_untrained_banner(image) if untrained else 0
     region = image[y0:y0 + line_h * len(lines) + 6, :box_w]
     region[:] = (region * 0.4).astype(image.dtype)  # darken for contrast
     for i, line in enumerate(lines):
@@ -108,8 +106,10 @@ def draw_stats(image: np.ndarray, fps: float | None, times_ms: dict[str, float],
     return image
 
 
-def _banner(image: np.ndarray, text: str, width: int) -> int:
-    """Full-width red strip with white text; returns its height."""
+def draw_untrained_banner(image: np.ndarray) -> int:
+    """Full-width red "UNTRAINED WEIGHTS" strip along the top (in place); returns its height in px."""
+    width = _line_width(image)
+    text = "UNTRAINED WEIGHTS - keypoints are meaningless (tests/timing only)"
     scale = 0.45 + 0.2 * width
     (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, width // 2))
     if tw > image.shape[1] - 8:  # narrow image: shorten rather than clip

@@ -15,7 +15,6 @@ import pytest
 import main as cli
 from conftest import REPO_ROOT, shared_path
 from lpn_core import pipeline as pipeline_module
-from lpn_core import stream as stream_module
 from lpn_core.detector import YoloDetector
 from lpn_core.estimator import build_estimator
 from lpn_core.pipeline import Pipeline
@@ -224,7 +223,7 @@ class FakeCamera(FrameSource):
 def test_camera_recording_uses_the_measured_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  fast_models: None, count: int, stop_at: int | None) -> None:
     """Camera frames are written at the rate achieved, also when Ctrl-C comes before the rate probe ends."""
-    monkeypatch.setattr(stream_module, "open_source", lambda source: FakeCamera(count))
+    monkeypatch.setattr(cli, "open_source", lambda source: FakeCamera(count))
     if stop_at is not None:
         real = Pipeline.process
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpn_core.draw import CENTRE, KEYPOINT_NAMES, LEFT, RIGHT, SKELETON, draw_poses, draw_stats, limb_color, stats_lines
+from lpn_core.draw import (CENTRE, KEYPOINT_NAMES, LEFT, RIGHT, SKELETON, draw_poses, draw_stats, draw_untrained_banner,
+                           limb_color, stats_lines)
 from lpn_core.types import Pose
 
 
@@ -53,3 +54,9 @@ def test_stats_readout_and_untrained_banner() -> None:
     assert draw_stats(flagged, None, {}, 0, untrained=True) is flagged  # in place
     b, g, r = flagged[2, 2]
     assert r > 200 and g < 50 and b < 50  # the red UNTRAINED WEIGHTS strip along the top
+
+
+def test_banner_alone_fits_narrow_images() -> None:
+    narrow = np.zeros((120, 160, 3), np.uint8)
+    height = draw_untrained_banner(narrow)
+    assert 0 < height < 60 and narrow[1, 1, 2] > 200 and not narrow[height + 2:].any()
