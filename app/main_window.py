@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QF
                              QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
+from lpn_core.draw import KEYPOINT_NAMES, SKELETON
 from lpn_core.errors import LpnError
 from lpn_core.model import list_models
 from lpn_core.pipeline import PipelineSettings
@@ -99,7 +100,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self._model_box())
         column.addWidget(self._output_box())
         column.addStretch(1)
-        panel.setFixedWidth(300)
+        panel.setFixedWidth(310)
 
         central = QWidget()
         row = QHBoxLayout(central)
@@ -131,7 +132,9 @@ class MainWindow(QMainWindow):
         self.file_button = QPushButton("Open video file…")
         self.file_button.clicked.connect(self.choose_video)
         form.addWidget(self.file_button)
-        self.process_all_check = QCheckBox("Process every frame (as fast as possible)")
+        self.process_all_check = QCheckBox("Process every frame")
+        self.process_all_check.setToolTip("Video files: process every frame as fast as possible (none dropped) "
+                                          "instead of playing at the video's own speed")
         self.process_all_check.setChecked(self.state.process_all)
         self.process_all_check.toggled.connect(self._on_process_all)
         self.loop_check = QCheckBox("Loop video")
@@ -173,11 +176,10 @@ class MainWindow(QMainWindow):
         self.det_every_spin = QSpinBox()
         self.det_every_spin.setRange(1, 60)
         self.det_every_spin.setValue(self.settings.det_every)
-        self.det_every_spin.setSuffix(" frames")
         self.det_every_spin.setToolTip("Run the person detector every N frames; in between, boxes follow "
                                        "the keypoints")
         self.det_every_spin.valueChanged.connect(self._on_det_every)
-        form.addRow("Detect every", self.det_every_spin)
+        form.addRow("Detect every N", self.det_every_spin)
         thr_row = QHBoxLayout()
         self.kpt_slider = QSlider(Qt.Orientation.Horizontal)
         self.kpt_slider.setRange(0, 100)
@@ -287,9 +289,15 @@ class MainWindow(QMainWindow):
             self.show_error("the capture thread did not stop in time")
         self._old_captures.append(capture)
 
+    def _from_current_capture(self) -> bool:
+        """Queued signals of a capture already replaced can still arrive after disconnect(): ignore them."""
+        return self._capture is not None and self.sender() is self._capture
+
     def _on_source_opened(self, info: SourceInfo) -> None:
+        if not self._from_current_capture():
+            return
         self.source_info = info
-        self.state.last_source = str(self._capture.source) if self._capture else self.state.last_source
+        self.state.last_source = str(self._capture.source)
         kind = "camera" if info.is_camera else "video"
         detail = "" if info.is_camera else f", {info.frame_count or '?'} frames"
         self.statusBar().showMessage(f"Opened {kind} {info.name} ({info.size[0]}×{info.size[1]}, "
@@ -303,10 +311,12 @@ class MainWindow(QMainWindow):
             self.view.show_message(f"Loading {display_name(self.model_combo.currentData())}…")
 
     def _on_source_ended(self, frames: int) -> None:
-        if not self.loop_check.isChecked():
+        if self._from_current_capture() and not self.loop_check.isChecked():
             self.statusBar().showMessage(f"End of video: {frames} frames read. Open it again to replay.")
 
     def _on_source_failed(self, message: str) -> None:
+        if not self._from_current_capture():
+            return
         self.show_error(message)
         if self.frames_shown == 0 or self.source_info is None:
             self.view.show_message("No source: " + message, clear=True)
@@ -510,8 +520,12 @@ class MainWindow(QMainWindow):
         return True
 
     def _json_meta(self) -> dict:
+        """The same header as the CLI's JSON (main.py json_meta), from what the window knows."""
         info = self.source_info
-        return {"source": info.name if info else None, "fps": info.fps if info else None,
+        return {"format": "lpn-pose/1", "weights": self.settings.weights, "detector": self.settings.detector,
+                "smoothing": self.settings.smoothing, "flip_test": self.settings.flip_test,
+                "keypoint_names": list(KEYPOINT_NAMES), "skeleton": [list(link) for link in SKELETON],
+                "source": info.name if info else None, "fps": info.fps if info else None,
                 "size": list(info.size) if info else None, "model": self._running_model or self.settings.model,
                 "backend": self.settings.backend,
                 "untrained": self.settings.weights == "untrained" or bool(self.last_rendered and self.last_rendered.untrained),

@@ -232,20 +232,28 @@ class CaptureWorker(QThread):
 
 
 class Recording:
-    """A VideoSink at the source fps. Frames dropped in live mode are filled by repeating the last drawn
-    frame, so the file plays at the source's real speed (a fixed-rate writer fed fewer frames would play
-    fast: ANCHORS §3 item 5)."""
+    """A VideoSink at the source fps that keeps real time: when frames were dropped (live mode, a slow
+    model, a camera delivering slower than it claims), the last drawn frame is repeated up to each new
+    frame's timestamp, so the file plays at the speed things happened. A writer fed fewer frames than its
+    fps would play fast (ANCHORS §3 item 5)."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        self.path, self.fps = Path(path), fps
+        self.path = Path(path)
         self.sink = VideoSink(self.path, fps=fps, size=size)  # OutputError when unwritable
-        self._last_index: int | None = None
+        self.fps = self.sink.fps
+        self._start_s: float | None = None
 
-    def write(self, image: np.ndarray, index: int) -> None:
-        gap = 1 if self._last_index is None else index - self._last_index
-        for _ in range(max(1, min(gap, int(self.fps * MAX_REPEAT_S)))):
+    def write(self, image: np.ndarray, time_s: float) -> None:
+        """``time_s``: the frame's media time (files) or capture time (cameras), in seconds."""
+        if self._start_s is None or time_s < self._start_s:  # first frame, or a file starting over
+            self._start_s = time_s - self.sink.frames_written / self.fps
+        due = round((time_s - self._start_s) * self.fps) + 1  # frames the file should hold after this one
+        cap = int(self.fps * MAX_REPEAT_S)
+        if due - self.sink.frames_written > cap:  # a long stall: fill part of it, then carry on from here
+            self._start_s += (due - self.sink.frames_written - cap) / self.fps
+            due = self.sink.frames_written + cap
+        for _ in range(max(1, due - self.sink.frames_written)):
             self.sink.write(image)
-        self._last_index = index
 
     @property
     def frames_written(self) -> int:
@@ -454,7 +462,7 @@ class InferenceWorker(QThread):
         with self._out_lock:
             try:
                 if self._recording is not None:
-                    self._recording.write(image, result.index)
+                    self._recording.write(image, result.index / self._recording.fps if time_s is None else time_s)
             except LpnError as err:  # e.g. disk full: keep what was written, stop recording, say so
                 recording, self._recording = self._recording, None
                 recording.close()
