@@ -44,7 +44,7 @@ def parse_source(text: str) -> str | int:
 class MainWindow(QMainWindow):
     """Live frame with skeletons, FPS and per-stage latency; model, detection, drawing and output controls."""
 
-    frame_shown = pyqtSignal(int)  # index of the frame just painted (tests and the progress bar use it)
+    frame_shown = pyqtSignal(int)  # index of the frame just painted
 
     def __init__(self, settings: PipelineSettings | None = None, source: str | int | None = None,
                  store: QSettings | None = None) -> None:
@@ -54,6 +54,8 @@ class MainWindow(QMainWindow):
         cli = settings or PipelineSettings()
         self._cli_model, self._cli_weights = cli.model, cli.weights
         self.settings, self.state = store_mod.merge(cli, store_mod.load_state(self._store), PipelineSettings())
+        if cli.weights not in (None, "untrained"):  # a checkpoint file belongs to the model given with it
+            self.settings, self.state.model = replace(self.settings, model=cli.model), cli.model
         if self.settings.model not in list_models():
             self.settings = replace(self.settings, model=list_models()[0])
         if self.settings.backend not in BACKENDS:
@@ -381,9 +383,10 @@ class MainWindow(QMainWindow):
             self.loader.request(loaded.settings, build_pipeline=True)
 
     def _on_model_ready(self, model: str, backend: str) -> None:
-        self._running_model = model
+        switched, self._running_model = bool(self._running_model), model
         self.model_label.setText(f"{display_name(model)} · {BACKENDS.get(backend, backend)}")
-        self.statusBar().showMessage(f"{display_name(model)} running on {BACKENDS.get(backend, backend)}")
+        if switched or not self.last_error:  # the first load must not hide an error shown meanwhile
+            self.statusBar().showMessage(f"{display_name(model)} running on {BACKENDS.get(backend, backend)}")
         if self.source_info is None and self._capture is None:
             self.view.show_message("Open a camera or a video file")
 
