@@ -76,8 +76,7 @@ class MainWindow(QMainWindow):
                                                                     self.state.show_ids))
         self.inference.frame_ready.connect(self._on_frame_ready)
         self.inference.model_ready.connect(self._on_model_ready)
-        self.inference.failed.connect(self.show_error)
-        self.inference.recording_stopped.connect(self._on_recording_stopped)
+        self.inference.failed.connect(self._on_inference_failed)
         self.loader = ModelLoader()
         self.loader.loaded.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
@@ -504,10 +503,15 @@ class MainWindow(QMainWindow):
         elif not on and self.inference.recording:
             self.stop_recording()
 
-    def _on_recording_stopped(self, path: str, frames: int) -> None:
-        self._set_checked(self.record_button, False)
-        self.record_button.setText("Record MP4")
-        self.show_error(f"recording stopped; {frames} frames kept in {path}")
+    def _on_inference_failed(self, message: str) -> None:
+        """Show the error; an output the worker had to stop (disk full...) releases its button."""
+        self.show_error(message)
+        if not self.inference.recording and self.record_button.isChecked():
+            self._set_checked(self.record_button, False)
+            self.record_button.setText("Record MP4")
+        if not self.inference.exporting and self.json_button.isChecked():
+            self._set_checked(self.json_button, False)
+            self.json_button.setText("Export keypoints JSON")
 
     def start_json(self, path: str | Path | None = None) -> bool:
         try:

@@ -289,7 +289,6 @@ class InferenceWorker(QThread):
 
     frame_ready = pyqtSignal()
     model_ready = pyqtSignal(str, str)   # model, backend now running
-    recording_stopped = pyqtSignal(str, int)  # path, frames written (after an error stopped it)
     failed = pyqtSignal(str)
 
     def __init__(self, channel: FrameChannel, draw: DrawOptions | None = None) -> None:
@@ -466,10 +465,15 @@ class InferenceWorker(QThread):
             except LpnError as err:  # e.g. disk full: keep what was written, stop recording, say so
                 recording, self._recording = self._recording, None
                 recording.close()
-                self.failed.emit(str(err))
-                self.recording_stopped.emit(str(recording.path), recording.frames_written)
-            if self._json is not None:
-                self._json.write(result, time_s)
+                self.failed.emit(f"{err}; recording stopped, {recording.frames_written} frames kept in "
+                                 f"{recording.path}")
+            try:
+                if self._json is not None:
+                    self._json.write(result, time_s)
+            except OSError as err:  # e.g. disk full: close what was written (valid JSON), stop, say so
+                writer, self._json, self._json_path = self._json, None, None
+                writer.close(complete=False)
+                self.failed.emit(f"keypoint export stopped: cannot write {writer.path} ({err.strerror or err})")
 
     def close_outputs(self) -> None:
         """Finalize a recording and a JSON export in progress (call after the thread has stopped)."""

@@ -109,8 +109,10 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
 
 
 def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_window, tmp_path) -> None:
-    window = make_window(57, backend="torch")  # no such camera
+    window = make_window(57, backend="torch", weights=str(tmp_path / "lpn50_missing.pth"))  # no camera 57
     qtbot.waitUntil(lambda: any("camera 57" in e for e in window.errors), timeout=20000)
+    qtbot.waitUntil(lambda: any("lpn50_missing.pth" in e for e in window.errors), timeout=30000)
+    assert window.model_label.text() == "No model"
     assert window.isVisible()
     window.open_source(str(tmp_path / "nothing.mp4"))
     qtbot.waitUntil(lambda: any("nothing.mp4" in e for e in window.errors), timeout=10000)
