@@ -43,6 +43,17 @@ def wait_frames(qtbot, window: MainWindow, count: int, timeout_ms: int = 90000) 
     qtbot.waitUntil(lambda: window.frames_shown >= target, timeout=timeout_ms)
 
 
+def wait_quiet(qtbot, window: MainWindow, quiet_s: float = 2.0, timeout_s: float = 30.0) -> int:
+    """Wait until no frame was shown for ``quiet_s``; the number of frames shown by then."""
+    deadline, last, since = time.monotonic() + timeout_s, window.frames_shown, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "frames kept coming"
+        qtbot.wait(100)
+        if window.frames_shown != last:
+            last, since = window.frames_shown, time.monotonic()
+    return last
+
+
 def assert_all_joined(window: MainWindow) -> None:
     assert window.threads, "no threads recorded"
     for thread in window.threads:
@@ -67,6 +78,13 @@ def test_window_shows_poses_records_and_closes_cleanly(qtbot, make_window, tmp_p
     wait_frames(qtbot, window, 3)
     snapshot = window.save_snapshot(tmp_path / "out" / "snap.png")
     assert cv2.imread(str(snapshot)).shape == (720, 1280, 3)
+    assert window.progress.isVisible() and window.progress.maximum() == 118 and window.progress.value() >= 1
+
+    window.pause_button.click()  # pause, then step: exactly one more frame each time
+    paused_at = wait_quiet(qtbot, window)  # a frame already in inference may still arrive
+    window.step_button.click()
+    qtbot.waitUntil(lambda: window.frames_shown == paused_at + 1, timeout=15000)
+    assert wait_quiet(qtbot, window) == paused_at + 1
 
     # an unreadable file while recording: one-line error, the recording made so far is kept
     broken = tmp_path / "broken.mp4"
