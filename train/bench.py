@@ -56,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--keep-denormals", action="store_true", help="do not flush subnormal floats (train.train flushes)")
     p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads or cpu_threads())
+    torch.set_flush_denormal(not args.keep_denormals)
     torch.manual_seed(0)
     h, w = args.input_size
     model = create_model(args.model).train()
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = build_optimizer(model, TrainConfig())
     step = step_fn(model, optimizer, args.channels_last)
     print(f"{args.model} {h}x{w} batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"channels_last {args.channels_last}, {platform.processor() or platform.machine()}", flush=True)
+          f"channels_last {args.channels_last}, flush denormals {not args.keep_denormals}, {platform.processor() or platform.machine()}", flush=True)
     synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
                   torch.ones(args.batch_size, 17))] * (args.warmup + args.iters)
     print(f"compute only (synthetic batches): {time_steps(step, synthetic, args.warmup):.2f} samples/s", flush=True)
