@@ -127,13 +127,15 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
 
 
 def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_window, tmp_path) -> None:
-    window = make_window(57, backend="torch", weights=str(tmp_path / "lpn50_missing.pth"))  # no camera 57
-    qtbot.waitUntil(lambda: any("camera 57" in e for e in window.errors), timeout=20000)
-    qtbot.waitUntil(lambda: any("lpn50_missing.pth" in e for e in window.errors), timeout=30000)
-    assert window.model_label.text() == "No model"
-    assert window.isVisible()
+    window = make_window(None, backend="torch", weights=str(tmp_path / "lpn50_missing.pth"))
+    status = window.statusBar().currentMessage
+    qtbot.waitUntil(lambda: "lpn50_missing.pth" in status(), timeout=30000)
+    assert status().startswith("Error: ") and window.model_label.text() == "No model"
+    window.open_source(57)  # no such camera
+    qtbot.waitUntil(lambda: "camera 57" in status(), timeout=20000)
+    assert status().startswith("Error: cannot open camera 57") and window.isVisible()
     window.open_source(str(tmp_path / "nothing.mp4"))
-    qtbot.waitUntil(lambda: any("nothing.mp4" in e for e in window.errors), timeout=10000)
+    qtbot.waitUntil(lambda: "nothing.mp4" in status(), timeout=10000)
     assert not window.start_recording()  # nothing to record yet: says so, does not crash
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
@@ -141,7 +143,7 @@ def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_win
     window.open_source(str(shared_path(WALK)))
     qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
     assert not window.start_recording()
-    assert "file.txt" in window.last_error and window.isVisible()
+    assert "file.txt" in status() and status().startswith("Error: ") and window.isVisible()
 
     window.kpt_slider.setValue(55)
     window.smoothing_check.setChecked(False)
