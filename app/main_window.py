@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.errors: list[str] = []  # every error shown, oldest first
         self._running_model = ""
+        self._detector = ""  # the pipeline's detector (file name), shown beside the model
         self._capture: CaptureWorker | None = None
         self._capture_count = 0
         self._old_captures: list[CaptureWorker] = []  # stopped, kept so tests can check they finished
@@ -375,6 +376,8 @@ class MainWindow(QMainWindow):
         if loaded.request != self.loader.latest or self._closed:
             return  # a newer choice superseded this build
         if loaded.pipeline is not None:
+            self._detector = Path(str(getattr(loaded.pipeline.detector, "name", ""))).name
+            self.model_label.setToolTip(f"person detector: {getattr(loaded.pipeline.detector, 'name', '?')}")
             self.inference.set_pipeline(loaded.pipeline)
         elif self.inference.has_pipeline:
             self.inference.swap_estimator(loaded.estimator)
@@ -383,7 +386,8 @@ class MainWindow(QMainWindow):
 
     def _on_model_ready(self, model: str, backend: str) -> None:
         switched, self._running_model = bool(self._running_model), model
-        self.model_label.setText(f"{display_name(model)} · {BACKENDS.get(backend, backend)}")
+        detector = f" · detector {self._detector}" if self._detector else ""
+        self.model_label.setText(f"{display_name(model)} · {BACKENDS.get(backend, backend)}{detector}")
         if switched or not self.last_error:  # the first load must not hide an error shown meanwhile
             self.statusBar().showMessage(f"{display_name(model)} running on {BACKENDS.get(backend, backend)}")
         if self.source_info is None and self._capture is None:
