@@ -7,7 +7,9 @@ Ultralytics one-stage YOLOv8n-pose baselines measured in the same run, and ms/fr
 LPN weights are untrained here (random init): the cost of the network does not depend on its weights,
 but keypoint scores do, so between detections (det-every > 1) boxes are held rather than re-fitted to
 keypoints; the detector cost is the same either way. Frames are decoded into memory first: video
-decoding and encoding are not timed. Prints a table and writes JSON to benchmarks/results/.
+decoding and encoding are not timed. All walking-video configurations run interleaved (frame 0 through
+every configuration, then frame 1, ...) so that background load on a shared machine hits them alike and
+the ratios hold. Prints a table and writes JSON to benchmarks/results/pipeline.json.
 """
 from __future__ import annotations
 
@@ -69,40 +71,56 @@ def read_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def time_lpn(pipeline: Pipeline, frames: list[np.ndarray], fps: float = 30.0) -> tuple[list[float], list[int], dict]:
-    """Per-frame wall ms of process + draw; the first WARMUP frames are not timed. Per-stage means."""
-    pipeline.reset()
-    totals, people, stages = [], [], {}
-    for i, frame in enumerate(frames):
-        if i == WARMUP:
-            pipeline.reset()
+class LpnRunner:
+    """One pipeline configuration: process + draw per frame."""
+
+    def __init__(self, name: str, pipeline: Pipeline, fps: float = 30.0) -> None:
+        self.name, self.pipeline, self.fps = name, pipeline, fps
+
+    def step(self, frame: np.ndarray, index: int) -> tuple[float, int, dict[str, float]]:
+        self.pipeline.estimator.flip_test = self.pipeline.settings.flip_test  # estimators are shared by flip on/off
         start = time.perf_counter()
-        result = pipeline.process(frame, i, i / fps)
+        result = self.pipeline.process(frame, index, index / self.fps)
         t_draw = time.perf_counter()
-        draw_stats(draw_poses(frame, result.poses), 0.0, result.times_ms, len(result.poses), pipeline.untrained)
+        draw_stats(draw_poses(frame, result.poses), 0.0, result.times_ms, len(result.poses), self.pipeline.untrained)
         end = time.perf_counter()
-        if i >= WARMUP:
-            totals.append((end - start) * 1e3)
-            people.append(len(result.poses))
-            for stage, ms in {**result.times_ms, "draw": (end - t_draw) * 1e3}.items():
-                stages.setdefault(stage, []).append(ms)
-    return totals, people, {k: round(statistics.fmean(v), 2) for k, v in stages.items()}
+        return (end - start) * 1e3, len(result.poses), {**result.times_ms, "draw": (end - t_draw) * 1e3}
 
 
-def time_yolo_pose(model, frames: list[np.ndarray]) -> tuple[list[float], list[int]]:
-    """Ultralytics predict (its pre/infer/post) + our drawing of its keypoints, per frame (after WARMUP)."""
-    totals, people = [], []
-    for i, frame in enumerate(frames):
+class YoloPoseRunner:
+    """Ultralytics one-stage pose: predict (its pre/infer/post) + our drawing of its keypoints."""
+
+    def __init__(self, name: str, model) -> None:
+        self.name, self.model = name, model
+
+    def step(self, frame: np.ndarray, index: int) -> tuple[float, int, dict[str, float]]:
         start = time.perf_counter()
-        result = model.predict(frame, verbose=False, save=False)[0]
+        result = self.model.predict(frame, verbose=False, save=False)[0]
         kpts = result.keypoints.data.cpu().numpy() if result.keypoints is not None else np.zeros((0, 17, 3))
-        boxes = result.boxes.xyxy.cpu().numpy()
-        poses = [Pose(k.astype(np.float32), b.astype(np.float32), 1.0) for k, b in zip(kpts, boxes)]
+        poses = [Pose(k.astype(np.float32), b.astype(np.float32), 1.0)
+                 for k, b in zip(kpts, result.boxes.xyxy.cpu().numpy())]
         draw_stats(draw_poses(frame, poses), 0.0, {}, len(poses))
-        if i >= WARMUP:
-            totals.append((time.perf_counter() - start) * 1e3)
-            people.append(len(poses))
-    return totals, people
+        return (time.perf_counter() - start) * 1e3, len(poses), {}
+
+
+def run_interleaved(runners: list, frames: list[np.ndarray]) -> list[Row]:
+    """Every configuration on frame 0, then every one on frame 1, ... (order rotated each frame): on a
+    shared, noisy machine all configurations see the same background load, so their ratios hold."""
+    samples: dict[str, tuple[list[float], list[int], dict[str, list[float]]]] = {r.name: ([], [], {}) for r in runners}
+    for i, frame in enumerate(frames):
+        shift = i % len(runners)
+        for runner in runners[shift:] + runners[:shift]:
+            ms, people, stages = runner.step(frame, i)
+            if i >= WARMUP:
+                totals, counts, per_stage = samples[runner.name]
+                totals.append(ms)
+                counts.append(people)
+                for stage, value in stages.items():
+                    per_stage.setdefault(stage, []).append(value)
+        if i >= WARMUP and (i - WARMUP) % 10 == 9:
+            print(f"  {i + 1 - WARMUP} frames timed", file=sys.stderr, flush=True)
+    return [row(r.name, samples[r.name][0], samples[r.name][1],
+                {k: round(statistics.fmean(v), 2) for k, v in samples[r.name][2].items()}) for r in runners]
 
 
 def row(name: str, totals: list[float], people: list[int], stages: dict | None = None) -> Row:
@@ -139,7 +157,7 @@ def machine() -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=60, help="timed frames of the walking video per config")
+    parser.add_argument("--frames", type=int, default=60, help="timed frames of the walking video (every config)")
     parser.add_argument("--street-frames", type=int, default=40, help="timed frames of the street video")
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
@@ -151,33 +169,43 @@ def main() -> int:
     info = machine()
     started = time.perf_counter()
     walk = read_frames(WALK, args.frames + WARMUP)
-    street = read_frames(STREET, args.street_frames + WARMUP)
+    street = read_frames(STREET, args.street_frames + WARMUP) if args.street_frames > 0 else []
     detector = YoloDetector(DETECTOR, conf=0.3, iou=0.5)
-    rows: list[Row] = []
 
     from ultralytics import YOLO
 
-    int8 = row("YOLOv8n-pose INT8 OpenVINO (one-stage)", *time_yolo_pose(YOLO(str(POSE_INT8), task="pose"), walk))
-    fp32 = row("YOLOv8n-pose fp32 torch, random init (one-stage)",
-               *time_yolo_pose(YOLO("yolov8n-pose.yaml", task="pose"), walk))
-    rows += [int8, fp32]
-    street_result = {}
+    runners: list = [YoloPoseRunner("YOLOv8n-pose INT8 OpenVINO (one-stage)", YOLO(str(POSE_INT8), task="pose")),
+                     YoloPoseRunner("YOLOv8n-pose fp32 torch, random init (one-stage)",
+                                    YOLO("yolov8n-pose.yaml", task="pose"))]
     for model in args.models:
         estimator = build_estimator(model, "untrained", threads=threads)
         for det_every in (1, 5):
             for flip in (False, True):
                 settings = PipelineSettings(model=model, weights="untrained", det_every=det_every, flip_test=flip)
-                pipeline = Pipeline(settings, estimator, detector)
-                name = f"{model} det-every {det_every} flip {'on' if flip else 'off'}"
-                rows.append(row(name, *time_lpn(pipeline, walk)))
-                print(f"  {name}: {rows[-1].ms_mean:.1f} ms", file=sys.stderr, flush=True)
-        if model == args.models[0]:
-            totals, people, stages = time_lpn(Pipeline(PipelineSettings(model=model, weights="untrained"), estimator,
-                                                       detector), street, fps=50.0)
-            bins, fit = people_table(totals, people)
-            street_result = {"model": model, "frames": len(totals), "det_every": 1, "flip_test": False,
-                             "ms_mean": round(statistics.fmean(totals), 1), "people_mean": round(float(np.mean(people)), 1),
-                             "stages_ms": stages, "bins": bins, "fit": fit}
+                runners.append(LpnRunner(f"{model} det-every {det_every} flip {'on' if flip else 'off'}",
+                                         Pipeline(settings, estimator, detector)))
+    print(f"walk: {len(runners)} configurations interleaved over {len(walk)} frames", file=sys.stderr, flush=True)
+    rows = run_interleaved(runners, walk)
+    int8 = rows[0]
+    street_result = {}
+    if street:
+        model = args.models[0]
+        lpn = LpnRunner("street", Pipeline(PipelineSettings(model=model, weights="untrained"),
+                                           build_estimator(model, "untrained", threads=threads), detector), fps=50.0)
+        totals, people, stages = [], [], {}
+        print(f"street: {len(street)} frames", file=sys.stderr, flush=True)
+        for i, frame in enumerate(street):
+            ms, count, per_stage = lpn.step(frame, i)
+            if i >= WARMUP:
+                totals.append(ms)
+                people.append(count)
+                for stage, value in per_stage.items():
+                    stages.setdefault(stage, []).append(value)
+        bins, fit = people_table(totals, people)
+        street_result = {"model": model, "frames": len(totals), "det_every": 1, "flip_test": False, "max_people": 20,
+                         "ms_mean": round(statistics.fmean(totals), 1), "people_mean": round(float(np.mean(people)), 1),
+                         "stages_ms": {k: round(statistics.fmean(v), 1) for k, v in stages.items()},
+                         "bins": bins, "fit": fit}
     for r in rows:
         r.ratio_vs_int8_pose = round(r.fps / int8.fps, 2)
 
@@ -191,7 +219,8 @@ def main() -> int:
     if street_result:
         print(f"\nopenpose_street_multi_person_720p.avi, {street_result['model']}, det-every 1, flip off, "
               f"{street_result['frames']} frames: mean {street_result['ms_mean']} ms/frame, "
-              f"{street_result['people_mean']} people/frame")
+              f"{street_result['people_mean']} people/frame; stages (mean ms): "
+              + " ".join(f"{k} {v}" for k, v in street_result["stages_ms"].items()))
         print(f"{'people/frame':>12} {'frames':>6} {'ms/frame':>9} {'ms/person':>9}")
         for b in street_result["bins"]:
             print(f"{b['people']:>12} {b['frames']:6d} {b['ms_median']:9.1f} {b['ms_per_person']:9.1f}")
