@@ -432,8 +432,9 @@ class InferenceWorker(QThread):
     def _process(self, packet: FramePacket) -> None:
         if packet.stream != self._stream:  # new source, or a file starting over: forget tracks
             self._pipeline.reset()
+            if self._stream is None or packet.stream[0] != self._stream[0]:  # a loop keeps the FPS
+                self._fps.reset()
             self._stream = packet.stream
-            self._fps.reset()
         result = self._pipeline.process(packet.frame, packet.index, packet.timestamp_s)
         self._last_error = ""
         self._fps.tick()
