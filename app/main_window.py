@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QF
                              QVBoxLayout, QWidget)
 
 from lpn_core.draw import KEYPOINT_NAMES, SKELETON
-from lpn_core.errors import LpnError
+from lpn_core.errors import LpnError, OutputError
 from lpn_core.model import list_models
 from lpn_core.pipeline import PipelineSettings
 
@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self.last_rendered = None
         self.last_error = ""
         self.errors: list[str] = []  # every error shown, oldest first
-        self._running_model = ""
+        self._running_model = self._running_backend = ""
         self._detector = ""  # the pipeline's detector (file name), shown beside the model
         self._capture: CaptureWorker | None = None
         self._capture_count = 0
@@ -376,18 +376,20 @@ class MainWindow(QMainWindow):
         if loaded.request != self.loader.latest or self._closed:
             return  # a newer choice superseded this build
         if loaded.pipeline is not None:
-            self._detector = Path(str(getattr(loaded.pipeline.detector, "name", ""))).name
-            self.model_label.setToolTip(f"person detector: {getattr(loaded.pipeline.detector, 'name', '?')}")
+            detector = str(getattr(loaded.pipeline.detector, "name", ""))
+            self._detector = Path(detector).name
+            self.model_label.setToolTip(f"person detector: {detector}")
             self.inference.set_pipeline(loaded.pipeline)
-        elif self.inference.has_pipeline:
+        else:
             self.inference.swap_estimator(loaded.estimator)
-        else:  # the first pipeline failed after this request was made: build it now (off this thread)
-            self.loader.request(loaded.settings, build_pipeline=True)
+
+    def _model_text(self, model: str, backend: str) -> str:
+        detector = f" · detector {self._detector}" if self._detector else ""
+        return f"{display_name(model)} · {BACKENDS.get(backend, backend)}{detector}"
 
     def _on_model_ready(self, model: str, backend: str) -> None:
-        switched, self._running_model = bool(self._running_model), model
-        detector = f" · detector {self._detector}" if self._detector else ""
-        self.model_label.setText(f"{display_name(model)} · {BACKENDS.get(backend, backend)}{detector}")
+        switched, self._running_model, self._running_backend = bool(self._running_model), model, backend
+        self.model_label.setText(self._model_text(model, backend))
         if switched or not self.last_error:  # the first load must not hide an error shown meanwhile
             self.statusBar().showMessage(f"{display_name(model)} running on {BACKENDS.get(backend, backend)}")
         if self.source_info is None and self._capture is None:
@@ -396,18 +398,19 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, message: str, request: int) -> None:
         if request != self.loader.latest or self._closed:
             return
-        self.show_error(message)
-        if self._running_model:  # keep showing the model that still runs
-            self.model_label.setText(display_name(self._running_model))
-            for combo, value in ((self.model_combo, self._running_model),):
+        if not self._running_model:
+            self.model_label.setText("No model")
+            self.view.show_message("No model loaded: " + message)
+        else:  # the old model keeps running: put the dropdowns back to it
+            model, backend = self._running_model, self._running_backend
+            for combo, value in ((self.model_combo, model), (self.backend_combo, backend)):
                 combo.blockSignals(True)
                 combo.setCurrentIndex(max(0, combo.findData(value)))
                 combo.blockSignals(False)
-            self.settings = replace(self.settings, model=self._running_model)
-            self.state.model = self._running_model
-        else:
-            self.model_label.setText("No model")
-            self.view.show_message("No model loaded: " + message)
+            self.settings = replace(self.settings, model=model, backend=backend, weights=self._weights_for(model))
+            self.state.model, self.state.backend = model, backend
+            self.model_label.setText(self._model_text(model, backend))
+        self.show_error(message)
 
     # --- live settings -------------------------------------------------------------------------------
     def _on_det_every(self, n: int) -> None:
@@ -467,7 +470,7 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise LpnError(f"cannot create output folder {folder}: {err.strerror or err}") from None
+            raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from None
         source = Path(str(self._capture.source)).stem if self._capture and not isinstance(
             self._capture.source, int) else "camera"
         return folder / f"{source}_{stem}_{time.strftime('%Y%m%d_%H%M%S')}{suffix}"

@@ -126,6 +126,25 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
     assert window.model_label.text().startswith("LPN-101")
 
 
+def test_a_model_that_cannot_load_leaves_the_running_one(qtbot, make_window, tmp_path, monkeypatch) -> None:
+    import torch
+
+    from lpn_core.model import create_model
+
+    monkeypatch.setenv("LPN_POSE_CACHE", str(tmp_path / "cache"))  # no LPN-101 weights anywhere
+    checkpoint = tmp_path / "lpn50_mine.pth"
+    torch.save(create_model("lpn50").state_dict(), checkpoint)  # a checkpoint for LPN-50 only
+    window = make_window(str(shared_path(WALK)), weights=str(checkpoint), backend="torch")
+    window.loop_check.setChecked(True)
+    wait_frames(qtbot, window, 2)
+    window.model_combo.setCurrentIndex(window.model_combo.findData("lpn101"))
+    status = window.statusBar().currentMessage
+    qtbot.waitUntil(lambda: "no weights for lpn101" in status(), timeout=60000)
+    assert window.model_combo.currentData() == "lpn50" and window.model_label.text().startswith("LPN-50")
+    wait_frames(qtbot, window, 2)
+    assert window.last_rendered.model == "lpn50" and not window.last_rendered.untrained
+
+
 def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_window, tmp_path) -> None:
     window = make_window(None, backend="torch", weights=str(tmp_path / "lpn50_missing.pth"))
     status = window.statusBar().currentMessage
