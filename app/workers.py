@@ -82,7 +82,6 @@ class LoadedModel:
 
     estimator: PoseEstimator
     pipeline: Pipeline | None
-    settings: PipelineSettings
     request: int
 
 
@@ -536,7 +535,7 @@ class ModelLoader(QObject):
                 pipeline = Pipeline(settings, estimator=estimator)
                 pipeline.process(WARMUP_FRAME)  # loads and compiles the detector lazily on first call
                 pipeline.reset()
-            self._emit(self.loaded, LoadedModel(estimator, pipeline, settings, request))
+            self._emit(self.loaded, LoadedModel(estimator, pipeline, request))
         except LpnError as err:
             self._emit(self.failed, str(err), request)
         except Exception as err:  # noqa: BLE001 (see unexpected())
