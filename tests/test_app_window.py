@@ -126,6 +126,17 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
     assert window.model_label.text().startswith("LPN-101")
 
 
+def test_process_every_frame_drops_none(qtbot, make_window) -> None:
+    window = make_window(str(shared_path(WALK)), backend="torch")
+    window.process_all_check.setChecked(True)  # before the model is ready: the file has not started
+    wait_frames(qtbot, window, 8)
+    window.pause_button.click()
+    wait_quiet(qtbot, window)
+    last = window.last_rendered.result.index
+    assert window.inference.frames_processed == last + 1  # every frame up to the one shown was processed
+    assert window.progress.value() == last + 1
+
+
 def test_a_model_that_cannot_load_leaves_the_running_one(qtbot, make_window, tmp_path, monkeypatch) -> None:
     import torch
 
