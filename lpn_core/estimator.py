@@ -1,17 +1,19 @@
 """PoseEstimator: a BGR image and N person boxes -> N x 17 keypoints in image pixels, in one batch."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import codec, transforms
-from .backends import BACKENDS, Backend, OrtBackend, TorchBackend
-from .errors import LpnError
-from .model import create_model
-from .weights import load_weights, resolve_weights
+from .backends import BACKENDS, Backend, OrtBackend, TorchBackend, save_onnx
+from .errors import LpnError, OutputError
+from .model import LPN, create_model
+from .weights import cache_dir, load_weights, resolve_weights
 
 
 @dataclass(slots=True)
@@ -83,5 +85,24 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     else:
         if device != "cpu":
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
-        runner = OrtBackend(net, threads=threads, spinning=spinning)
+        onnx_file = cached_onnx(net, model, path) if path is not None else None
+        runner = OrtBackend(onnx_file or net, threads=threads, spinning=spinning)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None)
+
+
+def cached_onnx(net: LPN, model: str, weights_path: Path) -> Path | None:
+    """ONNX export of a checkpoint, made once and kept in ``cache_dir()/onnx`` keyed by the file's
+    sha256, so switching models does not re-export (seconds per switch). None if the cache is not
+    writable: the caller then exports in memory."""
+    digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:16]
+    target = cache_dir() / "onnx" / f"{model}-{digest}.onnx"
+    if target.is_file():
+        return target
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    try:
+        save_onnx(net, partial)
+        partial.replace(target)
+    except (OutputError, OSError):
+        partial.unlink(missing_ok=True)
+        return None
+    return target

@@ -165,3 +165,22 @@ def test_build_estimator_loads_real_weights_into_the_backend(lpn50_file: Path) -
     assert not estimator.untrained
     expected = torch.load(lpn50_file, weights_only=True)["final_layer.bias"]
     assert torch.equal(estimator.backend.model.final_layer.bias, expected)
+
+
+def test_onnx_export_of_a_checkpoint_is_cached_and_reused(isolated, lpn50_file: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from lpn_core import estimator as E
+
+    first = build_estimator("lpn50", weights=str(lpn50_file), backend="onnx")
+    exported = list((isolated[0] / "onnx").glob("lpn50-*.onnx"))
+    assert len(exported) == 1
+
+    def must_not_export(*args, **kwargs):
+        raise AssertionError("re-exported although the cache had the file")
+
+    monkeypatch.setattr(E, "save_onnx", must_not_export)
+    second = build_estimator("lpn50", weights=str(lpn50_file), backend="onnx")
+    crops = np.zeros((1, 3, 256, 192), np.float32)
+    np.testing.assert_array_equal(first.backend(crops), second.backend(crops))
