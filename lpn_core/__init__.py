@@ -2,10 +2,11 @@
 from .errors import DataError, DetectorError, LpnError, ModelError, OutputError, SourceError, WeightsError
 from .estimator import PoseEstimator, build_estimator
 from .model import LPN, MODELS, count_flops, count_params, create_model, list_models
+from .pipeline import Pipeline, PipelineSettings
 from .types import FrameResult, Pose
 
 __all__ = [
     "LPN", "MODELS", "DataError", "DetectorError", "FrameResult", "LpnError", "ModelError", "OutputError",
-    "Pose", "PoseEstimator", "SourceError", "WeightsError", "build_estimator", "count_flops", "count_params",
+    "Pipeline", "PipelineSettings", "Pose", "PoseEstimator", "SourceError", "WeightsError", "build_estimator", "count_flops", "count_params",
     "create_model", "list_models",
 ]

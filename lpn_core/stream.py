@@ -12,6 +12,7 @@ from typing import Any, Final, Iterator, TextIO
 import cv2
 import numpy as np
 
+from .draw import KEYPOINT_NAMES, SKELETON
 from .errors import OutputError, SourceError
 from .types import FrameResult
 
@@ -251,6 +252,18 @@ class _JsonArrayFile:
             self._file.write(suffix)
             self._file.close()
             self._file = None
+
+
+def json_header(settings: Any, *, model: str, untrained: bool, detector: str | None, source: str | None,
+                fps: float | None = None, size: tuple[int, int] | None = None,
+                frame_count: int | None = None) -> dict[str, Any]:
+    """The ``meta`` block of a per-video JSON, shared by the CLI and the GUI. ``settings`` is a
+    PipelineSettings; ``model`` and ``untrained`` say what actually ran."""
+    return {"format": "lpn-pose/1", "model": model, "weights": settings.weights, "untrained": untrained,
+            "backend": settings.backend, "detector": detector, "source": source, "fps": fps,
+            "size": list(size) if size else None, "frame_count": frame_count, "det_every": settings.det_every,
+            "flip_test": settings.flip_test, "smoothing": settings.smoothing, "kpt_thr": settings.kpt_thr,
+            "keypoint_names": list(KEYPOINT_NAMES), "skeleton": [list(link) for link in SKELETON]}
 
 
 class JsonWriter(_JsonArrayFile):
