@@ -185,6 +185,7 @@ def test_samples_are_deterministic_and_independent_of_workers(val_instances) -> 
     for a, b in zip(serial, parallel, strict=True):
         for x, y in zip(a, b):
             assert torch.equal(x, y)
+    config.workers = 0
     other_epoch = next(iter(build_loader(dataset, config, Runtime(torch.device("cpu")), epoch=3)))
     assert not torch.equal(other_epoch[0], serial[0][0])
     image, target, weight = dataset[0]

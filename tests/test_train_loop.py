@@ -15,7 +15,7 @@ from lpn_core.estimator import PoseEstimator
 from lpn_core.model import create_model
 from tests.conftest import shared_path
 from train import schedule
-from train.config import TrainConfig, load_config
+from train.config import load_config
 from train.data import CocoKeypoints, load_coco, load_instances, resolve_folder
 from train.evaluate import evaluate
 from train.loop import Runtime, setup_runtime, teardown_runtime

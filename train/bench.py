@@ -47,6 +47,28 @@ def time_steps(step, batches, warmup: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+def ab_memory_format(model: torch.nn.Module, args: argparse.Namespace, h: int, w: int) -> int:
+    """Median samples/s of contiguous vs channels_last steps, interleaved so both see the same load."""
+    import copy
+
+    other = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    steps = {"contiguous": step_fn(model, build_optimizer(model, TrainConfig()), False),
+             "channels_last": step_fn(other, build_optimizer(other, TrainConfig()), True)}
+    batch = (torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
+             torch.ones(args.batch_size, 17))
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for i in range(args.warmup + args.iters):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(*batch)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(f"{name:>13}: {args.batch_size / float(np.median(values)):.2f} samples/s "
+              f"(median of {len(values)} steps)", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lpn50", choices=list_models())
@@ -56,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--ab", action="store_true",
+                   help="A/B in one process: alternate steps of a contiguous and a channels_last copy (fair under load)")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush subnormal floats (train.train flushes)")
     p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
     p.add_argument("--workers", type=int, default=2)
@@ -71,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     step = step_fn(model, optimizer, args.channels_last)
     print(f"{args.model} {h}x{w} batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"channels_last {args.channels_last}, flush denormals {not args.keep_denormals}, {platform.processor() or platform.machine()}", flush=True)
+    if args.ab:
+        return ab_memory_format(model, args, h, w)
     synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
                   torch.ones(args.batch_size, 17))] * (args.warmup + args.iters)
     print(f"compute only (synthetic batches): {time_steps(step, synthetic, args.warmup):.2f} samples/s", flush=True)

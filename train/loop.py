@@ -6,9 +6,11 @@ Checkpoints hold only tensors and plain Python values, so they load with ``weigh
 from __future__ import annotations
 
 import csv
+import multiprocessing as mp
 import os
 import random
 import time
+from datetime import timedelta
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,9 @@ def setup_runtime(config: TrainConfig) -> Runtime:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+        # rank 0 validates while the others wait at a barrier: allow a long evaluation
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
+                                timeout=timedelta(hours=2))
     return Runtime(device, rank, world, True)
 
 
@@ -77,9 +81,12 @@ def build_loader(dataset: CocoKeypoints, config: TrainConfig, runtime: Runtime, 
                                  seed=config.seed, drop_last=False)
     sampler.set_epoch(epoch)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # worker seeds per epoch
+    # Workers start from a clean forkserver process, not a fork of this one: a fork inherits OpenCV's
+    # and OpenMP's thread pools without their threads, and cv2 calls in the child then deadlocked here.
+    context = "forkserver" if config.workers > 0 and "forkserver" in mp.get_all_start_methods() else None
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
                       pin_memory=runtime.device.type == "cuda", drop_last=False, worker_init_fn=worker_init_fn,
-                      generator=generator, persistent_workers=False)
+                      generator=generator, persistent_workers=False, multiprocessing_context=context)
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -107,7 +107,7 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
         seed_from(model, round_dir(out_dir, index - 1) / "model_best.pth")
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(runtime.device, memory_format=memory_format)
-    optimizer, scheduler = build_optimizer(model, config), None
+    optimizer = build_optimizer(model, config)  # fresh Adam and schedule every round (§2.2)
     scheduler = build_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.device.type == "cuda" and config.amp)
     start, best_ap, best_epoch, history = 0, -1.0, -1, []
