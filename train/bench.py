@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--ab", action="store_true",
                    help="A/B in one process: alternate steps of a contiguous and a channels_last copy (fair under load)")
-    p.add_argument("--keep-denormals", action="store_true", help="do not flush subnormal floats (train.train flushes)")
+    p.add_argument("--flush-denormals", action="store_true", help="torch.set_flush_denormal(True) (measured: no gain)")
     p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads or cpu_threads())
-    torch.set_flush_denormal(not args.keep_denormals)
+    torch.set_flush_denormal(args.flush_denormals)
     torch.manual_seed(0)
     h, w = args.input_size
     model = create_model(args.model).train()
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = build_optimizer(model, TrainConfig())
     step = step_fn(model, optimizer, args.channels_last)
     print(f"{args.model} {h}x{w} batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"channels_last {args.channels_last}, flush denormals {not args.keep_denormals}, {platform.processor() or platform.machine()}", flush=True)
+          f"channels_last {args.channels_last}, flush denormals {args.flush_denormals}, {platform.processor() or platform.machine()}", flush=True)
     if args.ab:
         return ab_memory_format(model, args, h, w)
     synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),

@@ -284,7 +284,6 @@ def write_results(path: str | Path, results: list[dict]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or cpu_threads())
-    torch.set_flush_denormal(True)  # subnormal activations of barely trained nets are slow on x86
     split = build_split(args)
     coco = load_coco(split.ann)
     instances, image_ids = eval_boxes(split, coco, args.boxes, args.max_images)
