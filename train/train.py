@@ -27,7 +27,7 @@ from .schedule import latest_round, round_dir, rounds_table, run_rounds
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.train", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML config (train/configs/*.yaml); not needed with --resume")
-    p.add_argument("--out", help="output folder (default: output/<config name>)")
+    p.add_argument("--out", help="output folder (default: runs/<config name>)")
     p.add_argument("--data", help="COCO root: train2017/ + val2017/ + annotations/person_keypoints_{train,val}2017.json")
     p.add_argument("--train", action="append", metavar="DIR", help="training folder (repeatable): "
                    "{train2017|images}/ + annotations/person_keypoints_train2017.json or person_keypoints.json")
@@ -84,8 +84,8 @@ def out_folder(args: argparse.Namespace) -> Path:
     if args.out:
         return Path(args.out)
     if args.config:
-        return Path("output") / Path(args.config).stem
-    raise LpnError("give --out DIR (or --config, whose name picks output/<name>)")
+        return Path("runs") / Path(args.config).stem  # runs/ is git-ignored
+    raise LpnError("give --out DIR (or --config, whose name picks runs/<name>)")
 
 
 def resolve_config(args: argparse.Namespace, out_dir: Path) -> TrainConfig:
