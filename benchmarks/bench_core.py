@@ -2,8 +2,9 @@
 
     python benchmarks/bench_core.py [--runs 30] [--warmup 5] [--out benchmarks/results/bench_core.json]
 
-Medians of ``--runs`` timed calls after ``--warmup`` untimed ones, all in one process so the ratios
-are comparable. Weights are the untrained init: latency does not depend on weight values.
+Medians of at least ``--runs`` timed calls per configuration after ``--warmup`` untimed ones, all in
+one process, timed in warm blocks round-robin across configurations, so the ratios are comparable on
+a shared machine. Weights are the untrained init: latency does not depend on weight values.
 """
 from __future__ import annotations
 
@@ -24,31 +25,45 @@ from lpn_core import count_flops, create_model, list_models  # noqa: E402
 from lpn_core.backends import OrtBackend, TorchBackend, cpu_threads  # noqa: E402
 
 
-def median_ms(run, crops: np.ndarray, runs: int, warmup: int) -> float:
-    """Median wall time of ``run(crops)`` in milliseconds."""
-    for _ in range(warmup):
-        run(crops)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run(crops)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+SETTLE_S = 0.3
 
 
-def bench(runs: int, warmup: int, batches: tuple[int, ...]) -> list[dict]:
-    rows = []
+def time_ms(run, crops: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    run(crops)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def bench(runs: int, warmup: int, batches: tuple[int, ...], block: int = 10, settle_calls: int = 2) -> list[dict]:
+    """Median ms per call of every (model, backend, batch). Timed in blocks, round-robin across the
+    configurations: each round runs ``block`` consecutive calls of each one and keeps all but the first
+    ``settle_calls`` (which pay for caches another configuration evicted; a short pause before each
+    block lets the previous backend's spinning OpenMP/ORT threads go idle), so load from
+    other processes hits every configuration alike while each is timed warm."""
     rng = np.random.default_rng(0)
+    configs = []
     for name in list_models():
         model = create_model(name)
-        backends = {"torch": TorchBackend(model), "onnx": OrtBackend(model)}
-        for batch in batches:
-            crops = rng.normal(size=(batch, 3, 256, 192)).astype(np.float32)
-            for backend_name, backend in backends.items():
-                ms = median_ms(backend, crops, runs, warmup)
-                rows.append({"model": name, "backend": backend_name, "batch": batch, "ms_per_call": round(ms, 2),
-                             "ms_per_crop": round(ms / batch, 2), "gmacs": round(count_flops(model), 3)})
-                print(f"  {name:7s} {backend_name:6s} batch {batch}: {ms / batch:7.1f} ms/crop", flush=True)
+        gmacs = round(count_flops(model), 3)
+        for backend in (TorchBackend(model), OrtBackend(model)):
+            for batch in batches:
+                crops = rng.normal(size=(batch, 3, 256, 192)).astype(np.float32)
+                configs.append((name, backend, batch, crops, gmacs, []))
+    for config in configs:
+        for _ in range(warmup):
+            config[1](config[3])
+    rounds = -(-runs // (block - settle_calls))
+    for round_index in range(rounds):
+        for _, backend, _, crops, _, times in configs:
+            time.sleep(SETTLE_S)  # let the previous backend's spinning worker threads go idle
+            times.extend([time_ms(backend, crops) for _ in range(block)][settle_calls:])
+        print(f"\r  round {round_index + 1}/{rounds}", end="", flush=True)
+    print()
+    rows = []
+    for name, backend, batch, _, gmacs, times in configs:
+        ms = statistics.median(times)
+        rows.append({"model": name, "backend": backend.name, "batch": batch, "ms_per_call": round(ms, 2),
+                     "ms_per_crop": round(ms / batch, 2), "gmacs": gmacs, "samples": len(times)})
     return rows
 
 
