@@ -2,6 +2,7 @@
 a one-slot latest-frame mailbox, and incremental JSON writers that stay valid when interrupted."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,17 @@ def camera_index(source: str | int) -> int | None:
 def sane_fps(fps: float) -> float:
     """Containers and cameras report 0, NaN or absurd rates; fall back to 30."""
     return float(fps) if fps and math.isfinite(fps) and 0.5 <= fps <= 480 else DEFAULT_FPS
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own logging for a block; our one-line error says what went wrong."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 class FrameSource:
@@ -73,7 +85,8 @@ class VideoSource(FrameSource):
         self.is_camera = index is not None
         self.name = f"camera {index}" if self.is_camera else str(source)
         if self.is_camera:
-            self._cap = cv2.VideoCapture(index)
+            with quiet_opencv():  # a missing camera makes every capture backend log a multi-line error
+                self._cap = cv2.VideoCapture(index)
             if not self._cap.isOpened():
                 raise SourceError(f"cannot open camera {index}: no such device or it is busy (try another index)")
             self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # OpenCV/V4L2 queues 4 frames otherwise (ANCHORS §3.14)
