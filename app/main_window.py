@@ -28,6 +28,7 @@ from .workers import (CaptureWorker, DrawOptions, FrameChannel, InferenceWorker,
 BACKENDS = {"onnx": "ONNX Runtime", "torch": "PyTorch"}
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 JOIN_MS = 3000
+OUTPUT_LABELS = {"record": ("Record MP4", "Stop recording"), "json": ("Export keypoints JSON", "Stop JSON export")}
 
 
 def display_name(model: str) -> str:
@@ -215,12 +216,12 @@ class MainWindow(QMainWindow):
         self._show_output_dir()
         folder_button = QPushButton("Output folder…")
         folder_button.clicked.connect(self.choose_output_dir)
-        self.record_button = QPushButton("Record MP4")
+        self.record_button = QPushButton(OUTPUT_LABELS["record"][0])
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._on_record_toggled)
         self.snapshot_button = QPushButton("Save snapshot PNG")
         self.snapshot_button.clicked.connect(lambda: self.save_snapshot())
-        self.json_button = QPushButton("Export keypoints JSON")
+        self.json_button = QPushButton(OUTPUT_LABELS["json"][0])
         self.json_button.setCheckable(True)
         self.json_button.toggled.connect(self._on_json_toggled)
         for widget in (self.output_label, folder_button, self.record_button, self.snapshot_button,
@@ -489,15 +490,13 @@ class MainWindow(QMainWindow):
             self.show_error(str(err))
             self._set_checked(self.record_button, False)
             return False
-        self._set_checked(self.record_button, True)
-        self.record_button.setText("Stop recording")
+        self._set_output_button(self.record_button, True)
         self.statusBar().showMessage(f"Recording to {target} at {self.source_info.fps:.1f} fps")
         return True
 
     def stop_recording(self) -> Path | None:
         done = self.inference.stop_recording()
-        self._set_checked(self.record_button, False)
-        self.record_button.setText("Record MP4")
+        self._set_output_button(self.record_button, False)
         if done is None:
             return None
         path, frames = done
@@ -514,11 +513,9 @@ class MainWindow(QMainWindow):
         """Show the error; an output the worker had to stop (disk full...) releases its button."""
         self.show_error(message)
         if not self.inference.recording and self.record_button.isChecked():
-            self._set_checked(self.record_button, False)
-            self.record_button.setText("Record MP4")
+            self._set_output_button(self.record_button, False)
         if not self.inference.exporting and self.json_button.isChecked():
-            self._set_checked(self.json_button, False)
-            self.json_button.setText("Export keypoints JSON")
+            self._set_output_button(self.json_button, False)
 
     def start_json(self, path: str | Path | None = None) -> bool:
         try:
@@ -528,8 +525,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(err))
             self._set_checked(self.json_button, False)
             return False
-        self._set_checked(self.json_button, True)
-        self.json_button.setText("Stop JSON export")
+        self._set_output_button(self.json_button, True)
         self.statusBar().showMessage(f"Exporting keypoints of every processed frame to {target}")
         return True
 
@@ -543,8 +539,7 @@ class MainWindow(QMainWindow):
 
     def stop_json(self) -> Path | None:
         path = self.inference.stop_json()
-        self._set_checked(self.json_button, False)
-        self.json_button.setText("Export keypoints JSON")
+        self._set_output_button(self.json_button, False)
         if path is not None:
             self.statusBar().showMessage(f"Saved keypoints to {path}")
         return path
@@ -577,6 +572,12 @@ class MainWindow(QMainWindow):
         button.blockSignals(True)
         button.setChecked(on)
         button.blockSignals(False)
+
+    def _set_output_button(self, button: QPushButton, on: bool) -> None:
+        """Check state and label of the record / JSON button together, without re-triggering it."""
+        self._set_checked(button, on)
+        idle, active = OUTPUT_LABELS["record" if button is self.record_button else "json"]
+        button.setText(active if on else idle)
 
     # --- errors and closing --------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
