@@ -140,6 +140,33 @@ class LPN(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def init_weights_kaiming(self) -> None:
+        """Init for training from scratch on little compute (not the paper's; see docs/WEIGHTS.md).
+
+        Kaiming-normal (fan_out) convs as torchvision's ResNet, BN3 of every block at gamma 0 so each
+        residual branch starts as the identity (Goyal et al. 2017), GCNet's own init for the context
+        blocks, and the final layer N(0, 0.001^2). With BN after every conv the weight scale does not
+        change the forward pass, but under Adam it sets the relative step: tiny weights make
+        every update huge relative to the weight, which is what slows the paper's init here.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, LWBottleneck):
+                nn.init.zeros_(module.bn3.weight)
+            if isinstance(module, ContextBlock):
+                nn.init.kaiming_normal_(module.conv_mask.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(module.channel_add_conv[-1].weight)
+                nn.init.zeros_(module.channel_add_conv[-1].bias)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
+
     def reinit_head(self) -> None:
         """Before seeding from a file (LPN_SPEC §1.8), as the released ``init_weights(pretrained)``:
         transposed convs N(0, 0.001²), their BNs 1/0, final layer N(0, 0.001²) with bias 0
@@ -168,11 +195,19 @@ def check_model_name(name: str) -> str:
     raise ModelError(f"unknown model '{name}': {hint}")
 
 
-def create_model(name: str, init: bool = True) -> LPN:
-    """Build a registered LPN. ``init`` applies the paper's training init (LPN_SPEC §1.8)."""
+INITS = ("paper", "kaiming")
+
+
+def create_model(name: str, init: bool | str = True) -> LPN:
+    """Build a registered LPN. ``init``: True or 'paper' applies the paper's training init (LPN_SPEC §1.8),
+    'kaiming' :meth:`LPN.init_weights_kaiming`, False leaves PyTorch's defaults (weights are loaded next)."""
     model = LPN(MODELS[check_model_name(name)])
-    if init:
+    if init is True or init == "paper":
         model.init_weights()
+    elif init == "kaiming":
+        model.init_weights_kaiming()
+    elif init:
+        raise ModelError(f"unknown init '{init}': choose one of {', '.join(INITS)}")
     return model
 
 

@@ -23,11 +23,13 @@ from .loop import Runtime, build_loader, build_optimizer
 from .loss import joints_mse
 
 
-def step_fn(model: torch.nn.Module, optimizer: torch.optim.Optimizer, channels_last: bool):
+def step_fn(model: torch.nn.Module, optimizer: torch.optim.Optimizer, channels_last: bool, bf16: bool = False):
     def step(images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> float:
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        loss = joints_mse(model(images), targets, weights)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outputs = model(images)
+        loss = joints_mse(outputs, targets, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -47,13 +49,19 @@ def time_steps(step, batches, warmup: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def ab_memory_format(model: torch.nn.Module, args: argparse.Namespace, h: int, w: int) -> int:
-    """Median samples/s of contiguous vs channels_last steps, interleaved so both see the same load."""
+def ab_steps(model: torch.nn.Module, args: argparse.Namespace, h: int, w: int) -> int:
+    """Median samples/s of two step variants, interleaved so both see the same load: contiguous vs
+    channels_last (``--ab``), or fp32 vs bf16 autocast (``--ab-bf16``)."""
     import copy
 
-    other = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    steps = {"contiguous": step_fn(model, build_optimizer(model, TrainConfig()), False),
-             "channels_last": step_fn(other, build_optimizer(other, TrainConfig()), True)}
+    other = copy.deepcopy(model)
+    if args.ab_bf16:
+        steps = {"fp32": step_fn(model, build_optimizer(model, TrainConfig()), False),
+                 "bf16 autocast": step_fn(other, build_optimizer(other, TrainConfig()), False, bf16=True)}
+    else:
+        other = other.to(memory_format=torch.channels_last)
+        steps = {"contiguous": step_fn(model, build_optimizer(model, TrainConfig()), False),
+                 "channels_last": step_fn(other, build_optimizer(other, TrainConfig()), True)}
     batch = (torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
              torch.ones(args.batch_size, 17))
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -64,7 +72,7 @@ def ab_memory_format(model: torch.nn.Module, args: argparse.Namespace, h: int, w
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
     for name, values in times.items():
-        print(f"{name:>13}: {args.batch_size / float(np.median(values)):.2f} samples/s "
+        print(f"{name:>14}: {args.batch_size / float(np.median(values)):.2f} samples/s "
               f"(median of {len(values)} steps)", flush=True)
     return 0
 
@@ -80,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--ab", action="store_true",
                    help="A/B in one process: alternate steps of a contiguous and a channels_last copy (fair under load)")
+    p.add_argument("--ab-bf16", action="store_true", help="A/B in one process: fp32 vs bf16 autocast steps")
     p.add_argument("--flush-denormals", action="store_true", help="torch.set_flush_denormal(True) (measured: no gain)")
     p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
     p.add_argument("--workers", type=int, default=2)
@@ -95,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     step = step_fn(model, optimizer, args.channels_last)
     print(f"{args.model} {h}x{w} batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"channels_last {args.channels_last}, flush denormals {args.flush_denormals}, {platform.processor() or platform.machine()}", flush=True)
-    if args.ab:
-        return ab_memory_format(model, args, h, w)
+    if args.ab or args.ab_bf16:
+        return ab_steps(model, args, h, w)
     synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
                   torch.ones(args.batch_size, 17))] * (args.warmup + args.iters)
     print(f"compute only (synthetic batches): {time_steps(step, synthetic, args.warmup):.2f} samples/s", flush=True)

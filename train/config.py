@@ -39,6 +39,12 @@ class TrainConfig:
     lr_factor: float = 0.1
     weight_decay: float = 0.0
     rounds: int = 1  # iterative training (§2.2): the paper used 7 for LPN-50
+    # CPU-budget levers (docs/WEIGHTS.md); the defaults are the paper's
+    init: str = "paper"  # paper = N(0, 0.001^2) (§1.8) | kaiming (LPN.init_weights_kaiming)
+    lr_schedule: str = "step"  # step = MultiStep at lr_steps (§2.1) | cosine (to 0 at the last epoch)
+    warmup_steps: int = 0  # linear LR warm-up over the first N optimiser steps of a round
+    score_weights: bool = True  # pseudo-labels: joint loss weight = teacher confidence (keypoint_scores)
+    init_from: str = ""  # start round 0 from these weights (a state dict, e.g. a smaller input size's best)
     # evaluation, §4.6
     flip_test: bool = True
     eval_batch_size: int = 32
@@ -50,7 +56,8 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0  # torch.set_num_threads on the CPU; 0 = all cores
     channels_last: bool = False
-    amp: bool = True  # CUDA only
+    amp: bool = True  # fp16 autocast on CUDA
+    cpu_bf16: bool = False  # bf16 autocast on the CPU (worth it where lscpu shows avx512_bf16 / amx)
     device: str = "auto"  # auto | cpu | cuda
     max_train_samples: int = 0  # 0 = all; >0 keeps the first N instances (quick runs, tests)
     max_val_images: int = 0  # 0 = all
@@ -113,6 +120,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("epochs", "batch_size", "rounds", "eval_batch_size"):
         if getattr(config, name) < 1:
             raise LpnError(f"config key '{name}' must be >= 1, got {getattr(config, name)}")
+    if config.init not in ("paper", "kaiming"):
+        raise LpnError(f"config key 'init' must be 'paper' or 'kaiming', got '{config.init}'")
+    if config.lr_schedule not in ("step", "cosine"):
+        raise LpnError(f"config key 'lr_schedule' must be 'step' or 'cosine', got '{config.lr_schedule}'")
     if len(config.train_images) != len(config.train_ann):
         raise LpnError("train_images and train_ann must have the same length (one json per image folder)")
     return config

@@ -44,7 +44,7 @@ class Instances:
     centers: np.ndarray  # (N, 2) px
     sizes: np.ndarray  # (N, 2) px, = scale * 200 (§4.2)
     joints: np.ndarray  # (N, 17, 2) px in the image
-    visible: np.ndarray  # (N, 17) float32, v > 1 -> 1 (§4.1)
+    visible: np.ndarray  # (N, 17) float32, v > 1 -> 1 (§4.1); x keypoint_scores where given (pseudo-labels)
     scores: np.ndarray  # (N,) box scores (1 for ground truth)
 
     def __len__(self) -> int:
@@ -128,6 +128,19 @@ def _checked_keypoints(ann: dict, path: Path) -> np.ndarray:
     return kpts.reshape(NUM_JOINTS, 3)
 
 
+def _joint_scores(ann: dict, path: Path) -> np.ndarray:
+    """(17,) per-joint confidences of a pseudo-label (``keypoint_scores``, see train.pseudo_label), else ones."""
+    if "keypoint_scores" not in ann:
+        return np.ones(NUM_JOINTS)
+    try:
+        scores = np.clip(np.asarray(ann["keypoint_scores"], np.float64), 0.0, 1.0)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"'{path}': annotation {ann.get('id')} has non-numeric keypoint_scores") from exc
+    if scores.shape != (NUM_JOINTS,) or not np.isfinite(scores).all():
+        raise DataError(f"'{path}': annotation {ann.get('id')} needs 17 finite keypoint_scores")
+    return scores
+
+
 def load_instances(split: CocoSplit, coco: COCO | None = None, check_images: bool = True) -> Instances:
     """Non-crowd people with >= 1 labelled keypoint and a non-empty clipped box (§4.1), GT boxes (§4.2).
 
@@ -150,7 +163,7 @@ def load_instances(split: CocoSplit, coco: COCO | None = None, check_images: boo
             box = clip_box(ann["bbox"], width, height)
             if kpts[:, 2].max() <= 0 or box is None or float(ann.get("area", 1.0)) <= 0:
                 continue
-            rows.append((str(split.images / name), image_id, box, kpts))
+            rows.append((str(split.images / name), image_id, box, kpts, _joint_scores(ann, split.ann)))
     if not rows:
         raise DataError(f"'{split.ann}' has no person with labelled keypoints")
     missing = next((p for p, *_ in rows if not os.path.isfile(p)), None) if check_images else None
@@ -159,9 +172,9 @@ def load_instances(split: CocoSplit, coco: COCO | None = None, check_images: boo
     boxes = np.stack([r[2] for r in rows])
     kpts = np.stack([r[3] for r in rows])
     centers, sizes = transforms.box_to_center_size(boxes)
+    visible = np.minimum(kpts[..., 2], 1.0) * np.stack([r[4] for r in rows])
     return Instances([r[0] for r in rows], np.array([r[1] for r in rows], np.int64), centers, sizes,
-                     kpts[..., :2].copy(), np.minimum(kpts[..., 2], 1.0).astype(np.float32),
-                     np.ones(len(rows), np.float32))
+                     kpts[..., :2].copy(), visible.astype(np.float32), np.ones(len(rows), np.float32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +267,7 @@ class CocoKeypoints(Dataset):
         h, w = self.input_size
         # stride = input / heatmap size, as HRNet's feat_stride (§4.5)
         target, weight = codec.encode(joints_in, visible, heatmap_size=(h // 4, w // 4), stride=4.0)
+        weight = weight * visible.astype(np.float32)  # 1 for ground truth; the teacher's confidence otherwise
         image = transforms.normalize(crop[None])[0]
         return torch.from_numpy(image), torch.from_numpy(target), torch.from_numpy(weight)
 

@@ -94,9 +94,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.MultiStepLR:
-    """x0.1 at epochs 90 and 120 (§2.1); stepped after each epoch, so epoch e trains at LR(e)."""
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """x0.1 at epochs 90 and 120 (§2.1), or cosine to 0 over the round; stepped after each epoch, so
+    epoch e trains at LR(e)."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), config.lr_factor)
+
+
+def autocast_context(device: torch.device, config: TrainConfig) -> torch.autocast:
+    """fp16 autocast on CUDA (config.amp), bf16 on the CPU (config.cpu_bf16), else a disabled one."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16, enabled=config.amp)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.cpu_bf16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +122,31 @@ class EpochStats:
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, runtime: Runtime, config: TrainConfig,
-                    desc: str = "train", show_progress: bool = True) -> EpochStats:
-    """Forward, JointsMSE, backward, Adam step over one epoch; AMP (fp16) only on CUDA."""
+                    desc: str = "train", show_progress: bool = True, first_step: int = 0) -> EpochStats:
+    """Forward, JointsMSE, backward, Adam step over one epoch; fp16 AMP on CUDA, bf16 on the CPU if asked.
+
+    ``first_step`` is the round's step count before this epoch: the first ``config.warmup_steps`` steps
+    scale the scheduled LR linearly from 1/warmup to 1 (restored at the end of the epoch).
+    """
     from tqdm import tqdm
 
     model.train()
-    device, use_amp = runtime.device, runtime.device.type == "cuda" and config.amp
+    device = runtime.device
+    scheduled = [group["lr"] for group in optimizer.param_groups]
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     total, count, start = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=desc, unit="batch", dynamic_ncols=True, leave=False,
                disable=not (show_progress and runtime.is_main))
-    for images, targets, weights in bar:
+    for step, (images, targets, weights) in enumerate(bar, start=first_step):
+        if step < config.warmup_steps:
+            for group, lr in zip(optimizer.param_groups, scheduled):
+                group["lr"] = lr * (step + 1) / config.warmup_steps
+        elif step == config.warmup_steps and config.warmup_steps:
+            for group, lr in zip(optimizer.param_groups, scheduled):
+                group["lr"] = lr
         images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         targets, weights = targets.to(device, non_blocking=True), weights.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with autocast_context(device, config):
             outputs = model(images)
         loss = joints_mse(outputs, targets, weights)  # float32 even under autocast
         optimizer.zero_grad(set_to_none=True)
@@ -136,6 +157,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         count += len(images)
         bar.set_postfix(loss=f"{loss.item():.3e}", sps=f"{count / (time.perf_counter() - start):.1f}")
     seconds = time.perf_counter() - start
+    for group, lr in zip(optimizer.param_groups, scheduled):
+        group["lr"] = lr
     if runtime.distributed:  # average the loss over ranks for the log
         sums = torch.tensor([total, count], dtype=torch.float64, device=device)
         dist.all_reduce(sums)

@@ -58,6 +58,8 @@ def load_data(config: TrainConfig) -> TrainData:
         raise LpnError("no training data: give --data DIR, --train DIR or --train-images/--train-ann")
     parts = [load_instances(CocoSplit(Path(i), Path(a))) for i, a in zip(config.train_images, config.train_ann)]
     instances = Instances.concat(parts)
+    if not config.score_weights:  # every labelled joint at weight 1, pseudo-labels included
+        instances.visible = (instances.visible > 0).astype(np.float32)
     if config.max_train_samples > 0:
         instances = instances.subset(slice(0, config.max_train_samples))
     augment = Augment(config.scale_factor, config.rotation_factor, config.rotation_prob, config.flip, config.flip_prob)
@@ -84,6 +86,12 @@ def seed_from(model: LPN, path: Path) -> None:
                            f"{len(unexpected)} unexpected keys")
 
 
+def load_start_weights(model: LPN, path: Path) -> None:
+    """Round 0 starts from a state dict of the same architecture (strict), e.g. a 128x96 run's best
+    before a 256x192 fine-tune, or an LPN-50 grown to LPN-101 by ``train.grow``."""
+    model.load_state_dict(read_state_dict(path))
+
+
 def validate(model: LPN, data: TrainData, config: TrainConfig, runtime: Runtime) -> EvalResult:
     """The paper's test protocol on the validation set, through lpn_core's TorchBackend."""
     backend = TorchBackend(model, str(runtime.device))
@@ -102,9 +110,11 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
     folder = round_dir(out_dir, index)
     torch.manual_seed(config.seed + 1000 * index)
     np.random.seed(config.seed + 1000 * index)
-    model = create_model(config.model, init=True)  # §1.8 init for round 0
+    model = create_model(config.model, init=config.init)  # §1.8 init for round 0 (config.init = paper)
     if index > 0 and state is None:
         seed_from(model, round_dir(out_dir, index - 1) / "model_best.pth")
+    elif index == 0 and state is None and config.init_from:
+        load_start_weights(model, Path(config.init_from))
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(runtime.device, memory_format=memory_format)
     optimizer = build_optimizer(model, config)  # fresh Adam and schedule every round (§2.2)
@@ -126,7 +136,8 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
         loader = build_loader(data.train, config, runtime, epoch)
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(net, loader, optimizer, scaler, runtime, config,
-                                f"round {index} epoch {epoch + 1}/{config.epochs}", show_progress)
+                                f"round {index} epoch {epoch + 1}/{config.epochs}", show_progress,
+                                first_step=epoch * len(loader))
         scheduler.step()
         due = config.eval_every > 0 and data.val_coco is not None and \
             ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
