@@ -166,7 +166,9 @@ def annotate(result: FrameResult, pipeline: Pipeline, args: argparse.Namespace, 
             draw_untrained_banner(image)
     else:
         times = {**result.times_ms, "draw": (time.perf_counter() - start) * 1e3}
-        draw_stats(image, fps, times, len(result.poses), untrained=pipeline.untrained)
+        estimator = pipeline.estimator
+        draw_stats(image, fps, times, len(result.poses), untrained=pipeline.untrained,
+                   weights_label=f"{estimator.model_name} {estimator.weights_label}")
     result.times_ms["draw"] = (time.perf_counter() - start) * 1e3
     return image
 
@@ -174,6 +176,7 @@ def annotate(result: FrameResult, pipeline: Pipeline, args: argparse.Namespace, 
 def json_meta(settings: PipelineSettings, pipeline: Pipeline, source: FrameSource, video: bool) -> dict:
     """JSON header: what ran on which source (fps, size and frame count for videos)."""
     return json_header(settings, model=settings.model, untrained=pipeline.untrained, detector=pipeline.detector.name,
+                       weights_label=pipeline.estimator.weights_label,
                        source=source.name, fps=source.fps if video else None, size=source.size if video else None,
                        frame_count=source.frame_count if video else None)
 

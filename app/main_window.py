@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.errors: list[str] = []  # every error shown, oldest first
         self._running_model = self._running_backend = ""
         self._detector = ""  # the pipeline's detector (file name), shown beside the model
+        self._weights_label = ""  # "project-trained, AP 0.xx" / "official" / ..., shown beside the model
         self._capture: CaptureWorker | None = None
         self._capture_count = 0
         self._old_captures: list[CaptureWorker] = []  # stopped, kept so tests can check they finished
@@ -386,10 +387,12 @@ class MainWindow(QMainWindow):
 
     def _model_text(self, model: str, backend: str) -> str:
         detector = f" · detector {self._detector}" if self._detector else ""
-        return f"{display_name(model)} · {BACKENDS.get(backend, backend)}{detector}"
+        weights = f" ({self._weights_label})" if self._weights_label else ""
+        return f"{display_name(model)}{weights} · {BACKENDS.get(backend, backend)}{detector}"
 
-    def _on_model_ready(self, model: str, backend: str) -> None:
+    def _on_model_ready(self, model: str, backend: str, weights_label: str = "") -> None:
         switched, self._running_model, self._running_backend = bool(self._running_model), model, backend
+        self._weights_label = weights_label
         self.model_label.setText(self._model_text(model, backend))
         if switched or not self.last_error:  # the first load must not hide an error shown meanwhile
             self.statusBar().showMessage(f"{display_name(model)} running on {BACKENDS.get(backend, backend)}")
@@ -535,7 +538,8 @@ class MainWindow(QMainWindow):
         untrained = self.settings.weights == "untrained" or bool(self.last_rendered and self.last_rendered.untrained)
         return json_header(self.settings, model=self._running_model or self.settings.model, untrained=untrained,
                            detector=self.settings.detector, source=info.name if info else None,
-                           fps=info.fps if info else None, size=info.size if info else None)
+                           fps=info.fps if info else None, size=info.size if info else None,
+                           weights_label=self._weights_label or None)
 
     def stop_json(self) -> Path | None:
         path = self.inference.stop_json()

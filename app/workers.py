@@ -287,7 +287,7 @@ class InferenceWorker(QThread):
     """
 
     frame_ready = pyqtSignal()
-    model_ready = pyqtSignal(str, str)   # model, backend now running
+    model_ready = pyqtSignal(str, str, str)   # model, backend, weights label now running
     failed = pyqtSignal(str)
 
     def __init__(self, channel: FrameChannel, draw: DrawOptions | None = None) -> None:
@@ -416,14 +416,17 @@ class InferenceWorker(QThread):
             self._pipeline, self._stream = req.pipeline, None
             self._channel.consumer_ready.set()
             self._fps.reset()
-            self.model_ready.emit(req.pipeline.estimator.model_name, self._backend_name())
+            self._emit_model_ready(req.pipeline.estimator)
         if req.estimator is not None and self._pipeline is not None:
             self._pipeline.swap_estimator(req.estimator)
             self._fps.reset()
-            self.model_ready.emit(req.estimator.model_name, self._backend_name())
+            self._emit_model_ready(req.estimator)
         if req.updates and self._pipeline is not None:
             self._pipeline.update(**req.updates)
         return req.redraw
+
+    def _emit_model_ready(self, estimator: PoseEstimator) -> None:
+        self.model_ready.emit(estimator.model_name, self._backend_name(), estimator.weights_label)
 
     def _backend_name(self) -> str:
         return getattr(self._pipeline.estimator.backend, "name", "") if self._pipeline else ""
@@ -450,7 +453,8 @@ class InferenceWorker(QThread):
                            show_ids=opts.show_ids)
         times_ms["draw"] = (time.perf_counter() - start) * 1e3
         estimator = self._pipeline.estimator
-        image = draw_stats(image, self._fps.fps, times_ms, len(result.poses), untrained=estimator.untrained)
+        image = draw_stats(image, self._fps.fps, times_ms, len(result.poses), untrained=estimator.untrained,
+                           weights_label=f"{estimator.model_name} {estimator.weights_label}")
         if count:
             self._write_outputs(image, result, time_s)
         self.display.put(Rendered(result, image, self._fps.fps, times_ms, estimator.model_name,

@@ -53,10 +53,12 @@ class TorchBackend:
         return self.model(torch.from_numpy(crops).to(self.device)).float().cpu().numpy()
 
 
-def export_onnx(model: LPN, path: str | os.PathLike | io.BytesIO, opset: int = ONNX_OPSET) -> None:
-    """Export ``model`` to ONNX with a dynamic batch axis (input ``crops``, output ``heatmaps``)."""
+def export_onnx(model: LPN, path: str | os.PathLike | io.BytesIO, opset: int = ONNX_OPSET,
+                input_size: tuple[int, int] | None = None) -> None:
+    """Export ``model`` to ONNX with a dynamic batch axis (input ``crops``, output ``heatmaps``) at
+    ``input_size`` (H, W), by default the architecture's 256x192."""
     model = model.eval().cpu()
-    dummy = torch.zeros(1, 3, *model.spec.input_size)
+    dummy = torch.zeros(1, 3, *(input_size or model.spec.input_size))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(model, (dummy,), path, input_names=["crops"], output_names=["heatmaps"],
@@ -70,7 +72,7 @@ class OrtBackend:
     name = "onnx"
 
     def __init__(self, model_or_path: LPN | str | os.PathLike, threads: int | None = None,
-                 spinning: bool = True) -> None:
+                 spinning: bool = True, input_size: tuple[int, int] | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -81,7 +83,7 @@ class OrtBackend:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if isinstance(model_or_path, LPN):
             buffer = io.BytesIO()
-            export_onnx(model_or_path, buffer)
+            export_onnx(model_or_path, buffer, input_size=input_size)
             source: bytes | str = buffer.getvalue()
         else:
             source = str(model_or_path)
@@ -97,12 +99,12 @@ class OrtBackend:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(crops, np.float32)})[0]
 
 
-def save_onnx(model: LPN, path: str | os.PathLike) -> Path:
-    """Export to a file, with a one-line error if the folder cannot be written."""
+def save_onnx(model: LPN, path: str | os.PathLike, input_size: tuple[int, int] | None = None) -> Path:
+    """Export to a file at ``input_size`` (H, W), with a one-line error if the folder cannot be written."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, str(path))
+        export_onnx(model, str(path), input_size=input_size)
     except OSError as exc:
         raise OutputError(f"cannot write '{path}': {exc.strerror or exc}; choose a writable folder") from exc
     return path

@@ -81,22 +81,23 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], width: int,
     cv2.putText(image, text, (x + 2, y), FONT, scale, tuple(color), 1, cv2.LINE_AA)
 
 
-def stats_lines(fps: float | None, times_ms: dict[str, float], people: int) -> list[str]:
-    """The readout as text: FPS + latency, per-stage ms, people."""
+def stats_lines(fps: float | None, times_ms: dict[str, float], people: int, weights_label: str = "") -> list[str]:
+    """The readout as text: FPS + latency, per-stage ms, people, and the weights in use."""
     total = sum(times_ms.values())
     head = f"FPS {fps:5.1f}" if fps else "FPS   -  "
     stages = " ".join(f"{name} {times_ms[name]:.0f}" for name in STAGES if name in times_ms)
-    return [f"{head} | {total:.0f} ms/frame", f"{stages} ms" if stages else "", f"people {people}"]
+    return [f"{head} | {total:.0f} ms/frame", f"{stages} ms" if stages else "", f"people {people}", weights_label]
 
 
 def draw_stats(image: np.ndarray, fps: float | None, times_ms: dict[str, float], people: int,
-               untrained: bool = False) -> np.ndarray:
-    """FPS/latency readout in the top-left corner (in place; also returned); a red
-    "UNTRAINED WEIGHTS" banner along the top when the model runs with random weights."""
+               untrained: bool = False, weights_label: str = "") -> np.ndarray:
+    """FPS/latency readout in the top-left corner (in place; also returned), ending with the weights in
+    use (e.g. "lpn50 project-trained, AP 0.31"); a red "UNTRAINED WEIGHTS" banner along the top when the
+    model runs with random weights."""
     width = _line_width(image)
     scale = 0.4 + 0.15 * width
     line_h = int(cv2.getTextSize("Ag", FONT, scale, 1)[0][1] * 1.8) + 2
-    lines = [line for line in stats_lines(fps, times_ms, people) if line]
+    lines = [line for line in stats_lines(fps, times_ms, people, weights_label) if line]
     box_w = max(cv2.getTextSize(line, FONT, scale, 1)[0][0] for line in lines) + 12
     y0 = draw_untrained_banner(image) if untrained else 0
     region = image[y0:y0 + line_h * len(lines) + 6, :box_w]

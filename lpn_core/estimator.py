@@ -13,7 +13,7 @@ from . import codec, transforms
 from .backends import BACKENDS, Backend, OrtBackend, TorchBackend, save_onnx
 from .errors import LpnError, OutputError
 from .model import LPN, create_model
-from .weights import cache_dir, load_weights, resolve_weights
+from .weights import cache_dir, describe_weights, load_weights, resolve_weights
 
 
 @dataclass(slots=True)
@@ -34,6 +34,7 @@ class PoseEstimator:
     flip_test: bool = False
     untrained: bool = False
     input_size: tuple[int, int] = (192, 256)  # (W, H)
+    weights_label: str = ""  # "official", "project-trained, AP 0.xx", "file x.pth", "UNTRAINED"
     times: EstimateTimes = field(default_factory=EstimateTimes)
 
     def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -77,6 +78,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     if backend not in BACKENDS:
         raise LpnError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
     path = resolve_weights(model, weights, download=download)
+    info = describe_weights(model, path)
     net = create_model(model, init=path is None)
     if path is not None:
         load_weights(net, path, model)
@@ -85,22 +87,24 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     else:
         if device != "cpu":
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
-        onnx_file = cached_onnx(net, model, path) if path is not None else None
-        runner = OrtBackend(onnx_file or net, threads=threads, spinning=spinning)
-    return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None)
+        onnx_file = cached_onnx(net, model, path, info.input_size) if path is not None else None
+        runner = OrtBackend(onnx_file or net, threads=threads, spinning=spinning, input_size=info.input_size)
+    return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
+                         input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label)
 
 
-def cached_onnx(net: LPN, model: str, weights_path: Path) -> Path | None:
+def cached_onnx(net: LPN, model: str, weights_path: Path, input_size: tuple[int, int] | None = None) -> Path | None:
     """ONNX export of a checkpoint, made once and kept in ``cache_dir()/onnx`` keyed by the file's
     sha256, so switching models does not re-export (seconds per switch). None if the cache is not
     writable: the caller then exports in memory."""
     digest = hashlib.sha256(Path(weights_path).read_bytes()).hexdigest()[:16]
-    target = cache_dir() / "onnx" / f"{model}-{digest}.onnx"
+    h, w = input_size or net.spec.input_size
+    target = cache_dir() / "onnx" / f"{model}-{digest}-{h}x{w}.onnx"
     if target.is_file():
         return target
     partial = target.with_suffix(f".{os.getpid()}.part")
     try:
-        save_onnx(net, partial)
+        save_onnx(net, partial, input_size)
         partial.replace(target)
     except (OutputError, OSError):
         partial.unlink(missing_ok=True)

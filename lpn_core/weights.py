@@ -6,9 +6,13 @@ Files are always read with ``torch.load(..., weights_only=True)``: nothing in th
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import pickle
 import socket
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +45,90 @@ WEIGHTS: Final[Mapping[str, WeightSpec]] = MappingProxyType({
 UNTRAINED: Final = "untrained"  # --weights untrained: run with the §1.8 init, for tests and timing only
 BUNDLED_DIR: Final = Path(__file__).resolve().parent.parent / "assets" / "weights"
 
+_NOTED: set[str] = set()  # models whose fall-through to the bundled file was already reported
+MANIFEST: Final = "manifest.json"  # assets/weights/manifest.json: the bundled project-trained files
 Downloader = Callable[[str, Path], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BundledWeights:
+    """A project-trained file shipped in ``assets/weights/`` (docs/WEIGHTS.md), as the manifest lists it."""
+
+    model: str
+    filename: str
+    sha256: str
+    input_size: tuple[int, int]  # (H, W) it was trained at; LPN is fully convolutional
+    ap: float  # keypoint AP on coco_val2017 (GT boxes, flip test): the model card's number
+
+    @property
+    def path(self) -> Path:
+        return BUNDLED_DIR / self.filename
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsInfo:
+    """What a resolved weights path is, for the overlay, the status bar and the JSON header."""
+
+    path: Path | None
+    kind: str  # official | project | file | untrained
+    input_size: tuple[int, int]  # (H, W) crops to feed
+    label: str  # e.g. "official", "project-trained, AP 0.31", "file lpn50.pth", "UNTRAINED"
+
+
+def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeights | None:
+    """The manifest entry for ``model``, or None if nothing is bundled for it.
+
+    A manifest that cannot be read is a one-line WeightsError: it ships with the code, so it is broken.
+    """
+    folder = bundled_dir or BUNDLED_DIR
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        entry = json.loads(manifest.read_text()).get(model)
+        if entry is None:
+            return None
+        return BundledWeights(model, str(entry["file"]), str(entry["sha256"]),
+                              (int(entry["input_size"][0]), int(entry["input_size"][1])), float(entry["ap"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise WeightsError(f"'{manifest}' is damaged ({type(exc).__name__}); restore it with "
+                           f"`git checkout assets/weights` or reinstall LPN Pose") from exc
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_bundled(entry: BundledWeights) -> Path:
+    """The bundled file after its sha256 check; a missing or altered file is a one-line WeightsError."""
+    path = entry.path
+    if not path.is_file():
+        raise WeightsError(f"bundled weights '{path}' are missing; restore them with `git checkout assets/weights` "
+                           f"(git lfs is not used) or pass --weights PATH")
+    if file_sha256(path) != entry.sha256:
+        raise WeightsError(f"bundled weights '{path}' are damaged (sha256 mismatch); restore them with "
+                           f"`git checkout assets/weights` or reinstall LPN Pose")
+    return path
+
+
+def describe_weights(model: str, path: Path | None) -> WeightsInfo:
+    """Kind, crop size and label of a resolved path (``None`` = untrained)."""
+    spec_size = MODELS[check_model_name(model)].input_size
+    if path is None:
+        return WeightsInfo(None, "untrained", spec_size, "UNTRAINED")
+    path = Path(path)
+    entry = bundled_weights(model)
+    if entry is not None and path.resolve() == entry.path.resolve():
+        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}")
+    if path.name == WEIGHTS[model].filename:
+        return WeightsInfo(path, "official", spec_size, "official")
+    if entry is not None and path.is_file() and file_sha256(path) == entry.sha256:  # a copy of the bundled file
+        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}")
+    return WeightsInfo(path, "file", spec_size, f"file {path.name}")
 
 
 def cache_dir() -> Path:
@@ -51,7 +138,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lpn-pose"
 
 
+@functools.lru_cache(maxsize=None)
 def _network_reachable(host: str = "drive.google.com", timeout_s: float = 3.0) -> bool:
+    """One probe per process: an offline machine pays the timeout once, not at every model switch."""
     try:
         socket.create_connection((host, 443), timeout=timeout_s).close()
         return True
@@ -132,7 +221,8 @@ def resolve_weights(model: str, weights: str | os.PathLike | None = None, downlo
     """Path of the weights to load for ``model``, or None for ``weights='untrained'``.
 
     Order: explicit path -> ``cache_dir()/<official name>`` -> Google Drive download (verified) ->
-    ``assets/weights/<official name>`` -> WeightsError saying where to put the file.
+    the bundled project-trained file (sha256-checked, ``assets/weights/manifest.json``) -> WeightsError
+    saying where to put the file. A failed download falls through to the bundled file with one line on stderr.
     """
     spec = WEIGHTS[check_model_name(model)]
     if weights is not None:
@@ -147,9 +237,13 @@ def resolve_weights(model: str, weights: str | os.PathLike | None = None, downlo
         return cached
     if download and (fetched := _verified_download(spec, downloader)) is not None:
         return fetched
-    bundled = BUNDLED_DIR / spec.filename
-    if bundled.is_file():
-        return bundled
+    entry = bundled_weights(model)
+    if entry is not None:
+        if download and model not in _NOTED:
+            _NOTED.add(model)
+            print(f"note: official {spec.filename} not reachable; using the bundled project-trained {model} "
+                  f"(AP {entry.ap:.2f} on coco_val2017, docs/WEIGHTS.md)", file=sys.stderr)
+        return verified_bundled(entry)
     raise WeightsError(
         f"no weights for {model}: put the official {spec.filename} (Google Drive id {spec.drive_id}) in "
         f"{cache_dir()}/ or pass --weights PATH (--weights {UNTRAINED} runs untrained, for testing only)")

@@ -1,9 +1,13 @@
 """Weights resolution (path -> cache -> download -> bundled -> error) and safe, strict loading."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -71,19 +75,84 @@ def test_download_is_verified_then_cached(isolated, lpn50_file: Path) -> None:
     assert calls == [W.WEIGHTS["lpn50"].drive_id] and not list(cache.glob("*.part"))
 
 
+def bundle(folder: Path, model: str, data: bytes, ap: float = 0.31, input_size=(128, 96)) -> Path:
+    """A bundled file and its manifest entry, as assets/weights/ holds them."""
+    path = folder / f"{model}_project.pth"
+    path.write_bytes(data)
+    manifest = folder / W.MANIFEST
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    entries[model] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "input_size": list(input_size),
+                      "ap": ap}
+    manifest.write_text(json.dumps(entries))
+    return path
+
+
 def test_a_download_of_the_wrong_architecture_is_discarded(isolated, tmp_path: Path) -> None:
     cache, bundled = isolated
     wrong = tmp_path / "lpn101.pth"
     torch.save(create_model("lpn101", init=False).state_dict(), wrong)
-    (bundled / "lpn_50_256x192.pth").write_bytes(b"placeholder")  # the next branch
+    expected = bundle(bundled, "lpn50", b"placeholder")  # the next branch
     got = W.resolve_weights("lpn50", downloader=lambda i, d: d.write_bytes(wrong.read_bytes()))
-    assert got == bundled / "lpn_50_256x192.pth" and not (cache / "lpn_50_256x192.pth").exists()
+    assert got == expected and not (cache / "lpn_50_256x192.pth").exists()
 
 
-def test_offline_falls_back_to_bundled_weights(isolated) -> None:
+def test_offline_falls_back_to_bundled_weights_with_one_line(isolated, capsys: pytest.CaptureFixture) -> None:
     _, bundled = isolated
-    (bundled / "lpn_101_256x192.pth").write_bytes(b"x")
-    assert W.resolve_weights("lpn101", downloader=no_network) == bundled / "lpn_101_256x192.pth"
+    expected = bundle(bundled, "lpn101", b"x")
+    W._NOTED.discard("lpn101")
+    assert W.resolve_weights("lpn101", downloader=no_network) == expected
+    assert W.resolve_weights("lpn101", downloader=no_network) == expected
+    note = capsys.readouterr().err.strip()
+    assert note.count("\n") == 0 and "bundled project-trained lpn101" in note and "AP 0.31" in note
+
+
+@pytest.mark.parametrize("damage", ["tampered", "truncated", "missing"])
+def test_damaged_bundled_weights_are_a_one_line_error(isolated, lpn50_file: Path, damage: str) -> None:
+    _, bundled = isolated
+    path = bundle(bundled, "lpn50", lpn50_file.read_bytes())
+    if damage == "tampered":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        path.unlink()
+    with pytest.raises(WeightsError) as info:
+        W.resolve_weights("lpn50", download=False)
+    assert "git checkout assets/weights" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_damaged_manifest_is_a_one_line_error(isolated) -> None:
+    _, bundled = isolated
+    (bundled / W.MANIFEST).write_text("{not json")
+    with pytest.raises(WeightsError, match="damaged"):
+        W.resolve_weights("lpn50", download=False)
+
+
+def test_weights_are_described_for_the_overlay(isolated, lpn50_file: Path, tmp_path: Path) -> None:
+    cache, bundled = isolated
+    project = bundle(bundled, "lpn50", lpn50_file.read_bytes(), ap=0.2345, input_size=(128, 96))
+    info = W.describe_weights("lpn50", project)
+    assert (info.kind, info.input_size, info.label) == ("project", (128, 96), "project-trained, AP 0.23")
+    copy = tmp_path / "copy.pth"
+    copy.write_bytes(project.read_bytes())
+    assert W.describe_weights("lpn50", copy).kind == "project"  # recognised by its sha256
+    assert W.describe_weights("lpn50", cache / "lpn_50_256x192.pth").label == "official"
+    assert W.describe_weights("lpn50", None).label == "UNTRAINED"
+    other = tmp_path / "mine.pth"
+    torch.save(create_model("lpn50", init=False).state_dict(), other)
+    assert W.describe_weights("lpn50", other) == W.WeightsInfo(other, "file", (256, 192), "file mine.pth")
+
+
+def test_bundled_weights_build_an_estimator_at_their_input_size(isolated, lpn50_file: Path) -> None:
+    _, bundled = isolated
+    bundle(bundled, "lpn50", lpn50_file.read_bytes(), input_size=(128, 96))
+    estimator = build_estimator("lpn50", backend="onnx", download=False)
+    assert estimator.input_size == (96, 128) and estimator.weights_label.startswith("project-trained")
+    assert not estimator.untrained
+    image = np.zeros((240, 320, 3), np.uint8)
+    assert estimator(image, np.array([[10, 10, 100, 200.0]])).shape == (1, 17, 3)
 
 
 def test_nothing_found_says_where_to_put_the_file(isolated) -> None:

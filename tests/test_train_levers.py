@@ -1,0 +1,99 @@
+"""The CPU-budget levers of train/ (docs/WEIGHTS.md): init, growing LPN-50 into 101/152, warm-up,
+bf16 autocast, confidence-weighted pseudo-labels, and the pseudo-label writer."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lpn_core.model import create_model
+from train.config import TrainConfig, apply_overrides
+from train.data import CocoKeypoints, CocoSplit, load_instances
+from train.grow import grow
+from train.loop import autocast_context, build_optimizer, build_scheduler
+from train.pseudo_label import TeacherPerson, coco_document, match_teacher, person_annotation
+
+
+@pytest.mark.parametrize("name", ["lpn101", "lpn152"])
+def test_grown_model_computes_what_the_small_one_did(name: str) -> None:
+    torch.manual_seed(0)
+    small = create_model("lpn50", init="kaiming")
+    for module in small.modules():  # non-trivial BN statistics and affine params, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    big = grow(small, name)
+    x = torch.randn(2, 3, 128, 96)
+    with torch.no_grad():
+        assert torch.allclose(small.eval()(x), big.eval()(x), atol=1e-5)
+    assert sum(p.numel() for p in big.parameters()) > sum(p.numel() for p in small.parameters())
+
+
+def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
+    model = create_model("lpn50", init="kaiming")
+    block = model.layer3[2]
+    assert torch.count_nonzero(block.bn3.weight) == 0
+    assert block.conv1.weight.std() > 0.01  # not the paper's 0.001
+    assert torch.count_nonzero(block.att.channel_add_conv[-1].weight) == 0
+
+
+def test_unknown_init_and_schedule_are_one_line_errors() -> None:
+    from lpn_core.errors import LpnError
+
+    with pytest.raises(LpnError, match="init"):
+        apply_overrides(TrainConfig(), {"init": "xavier"})
+    with pytest.raises(LpnError, match="lr_schedule"):
+        apply_overrides(TrainConfig(), {"lr_schedule": "poly"})
+
+
+def test_cosine_schedule_reaches_near_zero_and_bf16_autocast_is_cpu_only() -> None:
+    model = create_model("lpn50", init=False)
+    config = apply_overrides(TrainConfig(), {"lr_schedule": "cosine", "epochs": 10, "cpu_bf16": True})
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] < 0.03e-3 and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    context = autocast_context(torch.device("cpu"), config)
+    assert context.fast_dtype == torch.bfloat16 and context._enabled
+
+
+def _pseudo_label_folder(tmp_path: Path, image: np.ndarray, scores: list[float]) -> CocoSplit:
+    import cv2
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), image)
+    kpts = np.stack([np.linspace(20, 60, 17), np.linspace(10, 110, 17)], 1)
+    person = TeacherPerson(np.array([10.0, 5.0, 70.0, 120.0]), 0.9, kpts, np.array(scores))
+    doc = coco_document([{"id": 1, "file_name": "a.jpg", "width": image.shape[1], "height": image.shape[0]}],
+                        [person_annotation(person, 1, 1, kpt_thr=0.5)], "teacher.pt")
+    ann = tmp_path / "annotations" / "person_keypoints.json"
+    ann.write_text(json.dumps(doc))
+    return CocoSplit(tmp_path / "images", ann)
+
+
+def test_pseudo_labels_weight_each_joint_by_teacher_confidence(tmp_path: Path) -> None:
+    scores = [0.9] * 10 + [0.6] * 5 + [0.2] * 2  # the last two fall under kpt_thr 0.5 -> v=0
+    split = _pseudo_label_folder(tmp_path, np.full((128, 96, 3), 127, np.uint8), scores)
+    instances = load_instances(split)
+    np.testing.assert_allclose(instances.visible[0], [0.9] * 10 + [0.6] * 5 + [0.0] * 2, atol=1e-4)
+    dataset = CocoKeypoints(instances, (128, 96), augment=None)
+    _, target, weight = dataset[0]
+    labelled = weight.numpy() > 0
+    np.testing.assert_allclose(weight.numpy()[labelled], np.asarray(scores)[labelled], atol=1e-4)
+    assert target.shape == (17, 32, 24)
+
+
+def test_teacher_matching_is_greedy_by_iou() -> None:
+    people = [TeacherPerson(np.array([0, 0, 10, 10.0]), 0.9, np.zeros((17, 2)), np.ones(17)),
+              TeacherPerson(np.array([50, 50, 60, 60.0]), 0.9, np.zeros((17, 2)), np.ones(17))]
+    matched = match_teacher(people, np.array([[51, 51, 60, 60.0], [0, 0, 10, 11.0], [200, 200, 210, 210.0]]))
+    assert matched[0] is people[1] and matched[1] is people[0] and matched[2] is None
