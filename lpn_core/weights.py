@@ -17,6 +17,7 @@ from typing import Callable, Final, Mapping
 
 import torch
 
+from .assets import asset_path
 from .errors import WeightsError
 from .model import LPN, MODELS, check_model_name, count_params
 
@@ -39,7 +40,7 @@ WEIGHTS: Final[Mapping[str, WeightSpec]] = MappingProxyType({
     "lpn152": WeightSpec("lpn152", "lpn_152_256x192.pth", "1yDSs58ZjG_M5JWonKQkVaFBsTqoUC-o5", 7_375_763, 71.0),
 })
 UNTRAINED: Final = "untrained"  # --weights untrained: run with the §1.8 init, for tests and timing only
-BUNDLED_DIR: Final = Path(__file__).resolve().parent.parent / "assets" / "weights"
+BUNDLED_DIR: Final = asset_path("weights")  # assets/weights in a checkout, lpn_pose_assets/weights installed
 
 Downloader = Callable[[str, Path], None]
 
