@@ -83,6 +83,17 @@ def test_assets_are_found_beside_a_checkout() -> None:
     assert lpn_core.asset_path("weights") == W.BUNDLED_DIR == REPO_ROOT / "assets" / "weights"
 
 
+def test_code_reaches_bundled_files_only_through_asset_path() -> None:
+    """A hand-built ``.../"assets"/...`` path works in a checkout but not once installed (assets/ is then
+    lpn_pose_assets/): every module must use lpn_core.asset_path()."""
+    packages = ("lpn_core", "app", "train")
+    sources = [REPO_ROOT / "lpn_pose_cli.py", *(p for d in packages for p in (REPO_ROOT / d).rglob("*.py"))]
+    offenders = [f"{path.relative_to(REPO_ROOT)}:{number}" for path in sources if path.name != "assets.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"[\"']assets[\"'/]", line)]
+    assert not offenders, f"use lpn_core.asset_path() instead of building the assets/ path: {offenders}"
+
+
 def test_assets_are_found_in_an_installed_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A wheel installs assets/ as site-packages/lpn_pose_assets, beside lpn_core/."""
     (tmp_path / "lpn_core").mkdir()
