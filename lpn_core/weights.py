@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import socket
 import sys
 import zipfile
@@ -21,6 +22,7 @@ from typing import Callable, Final, Mapping
 
 import torch
 
+from .assets import asset_path
 from .errors import WeightsError
 from .model import LPN, MODELS, check_model_name, count_params
 
@@ -43,7 +45,7 @@ WEIGHTS: Final[Mapping[str, WeightSpec]] = MappingProxyType({
     "lpn152": WeightSpec("lpn152", "lpn_152_256x192.pth", "1yDSs58ZjG_M5JWonKQkVaFBsTqoUC-o5", 7_375_763, 71.0),
 })
 UNTRAINED: Final = "untrained"  # --weights untrained: run with the §1.8 init, for tests and timing only
-BUNDLED_DIR: Final = Path(__file__).resolve().parent.parent / "assets" / "weights"
+BUNDLED_DIR: Final = asset_path("weights")  # assets/weights in a checkout, lpn_pose_assets/weights installed
 
 _NOTED: set[str] = set()  # models whose fall-through to the bundled file was already reported
 MANIFEST: Final = "manifest.json"  # assets/weights/manifest.json: the bundled project-trained files
@@ -158,6 +160,21 @@ def gdown_download(drive_id: str, dest: Path) -> None:
         raise OSError(f"gdown could not fetch Drive id {drive_id}")
 
 
+LOAD_ERRORS: Final = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError)
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in a few words on one line. A file holding pickled
+    objects other than tensors (possibly code) is refused before anything in it runs, and says so."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in text.lower():
+        if found := re.search(r"GLOBAL ([\w.]+)", text):
+            return f"it holds pickled Python objects besides tensors ({found.group(1)}), refused unread: " \
+                   "loading them could run code"
+        return "its pickle is not a plain tensor checkpoint, refused unread: loading it could run code"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:120]
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file: a plain state_dict, ``module.``-prefixed, or a training
     checkpoint holding one under 'state_dict' or 'model'. One-line WeightsError otherwise."""
@@ -166,9 +183,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights file '{path}' not found")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"'{path}' is not a readable PyTorch checkpoint ({reason[:120]}); "
+    except LOAD_ERRORS as exc:
+        raise WeightsError(f"'{path}' is not a readable PyTorch checkpoint ({load_failure_reason(exc)}); "
                            "download it again or pass another --weights file") from exc
     if isinstance(data, dict):
         for key in ("state_dict", "model"):

@@ -1,5 +1,6 @@
-"""main.py: one-line errors with exit 2, the full video run, truncated input, Ctrl-C and crashes mid-video,
-image folders, and the GUI hand-off. Runs main(argv) in-process (one subprocess checks the real entry point)."""
+"""The command line (lpn_pose_cli.py; `python main.py` and `lpn-pose` run it): one-line errors with exit 2,
+the full video run, truncated input, Ctrl-C and crashes mid-video, image folders, and the GUI hand-off.
+Runs main(argv) in-process (one subprocess checks the real `python main.py` entry point)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-import main as cli
+import lpn_pose_cli as cli
 from conftest import REPO_ROOT, shared_path
 from lpn_core import pipeline as pipeline_module
 from lpn_core.detector import YoloDetector

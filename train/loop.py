@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lpn_core.errors import LpnError, OutputError, WeightsError
+from lpn_core.weights import LOAD_ERRORS, load_failure_reason
 
 from .config import TrainConfig
 from .data import CocoKeypoints, worker_init_fn
@@ -202,8 +203,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """A training checkpoint written by save_file (weights_only: nothing executed)."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise WeightsError(f"cannot resume from '{path}': {str(exc).splitlines()[0][:120]}") from exc
+    except LOAD_ERRORS as exc:
+        raise WeightsError(f"cannot resume from '{path}': {load_failure_reason(exc)}") from exc
     if not isinstance(data, dict) or not {"model", "optimizer", "scheduler", "epoch"} <= data.keys():
         raise WeightsError(f"'{path}' is not a train.train checkpoint (no model/optimizer/scheduler/epoch)")
     return data
