@@ -125,6 +125,8 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            scheduler.T_max = config.epochs  # resuming with another --epochs re-aims the cosine at the new end
         scaler.load_state_dict(state["scaler"])
         start, best_ap, best_epoch, history = state["epoch"], state["best_ap"], state["best_epoch"], state["history"]
         set_rng_state(state["rng"])
