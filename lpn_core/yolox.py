@@ -65,8 +65,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float, max_det:
     if candidates.size == 0:
         return candidates
     xywh = np.concatenate([boxes[candidates, :2], boxes[candidates, 2:] - boxes[candidates, :2]], axis=1)
-    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores[candidates].tolist(), conf, iou, top_k=max_det)
-    return candidates[np.asarray(kept, np.int64).reshape(-1)]
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores[candidates].tolist(), conf, iou)  # best first
+    return candidates[np.asarray(kept, np.int64).reshape(-1)[:max_det]]  # (top_k would cut before NMS)
 
 
 class YoloxDetector:
