@@ -92,7 +92,8 @@ class FakePipeline:
     """Stands in for lpn_core.Pipeline: one centred pose per frame, a fixed delay per frame."""
 
     def __init__(self, name: str = "fake-a", delay_s: float = 0.02) -> None:
-        self.estimator = SimpleNamespace(model_name=name, untrained=True, backend=SimpleNamespace(name="onnx"))
+        self.estimator = SimpleNamespace(model_name=name, untrained=True, weights_label="UNTRAINED",
+                                         backend=SimpleNamespace(name="onnx"))
         self.delay_s, self.resets, self.updates = delay_s, 0, []
 
     def process(self, frame, index=None, timestamp_s=None) -> FrameResult:
@@ -136,7 +137,8 @@ def test_inference_draws_swaps_between_frames_and_records_at_source_speed(qtbot,
     assert not first.image.flags.owndata or first.image is not frame
 
     worker.update_pipeline(det_every=3)
-    worker.swap_estimator(SimpleNamespace(model_name="fake-b", untrained=True, backend=SimpleNamespace(name="onnx")))
+    worker.swap_estimator(SimpleNamespace(model_name="fake-b", untrained=True, weights_label="UNTRAINED",
+                                         backend=SimpleNamespace(name="onnx")))
     path = worker.start_recording(tmp_path / "rec.mp4", fps=10.0, size=(160, 120))
     second = feed(channel, worker, FramePacket(frame, 1, 0.1, (1, 0)))
     assert second.model == "fake-b" and pipeline.updates == [{"det_every": 3}]

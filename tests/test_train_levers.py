@@ -59,6 +59,7 @@ def test_cosine_schedule_reaches_near_zero_and_bf16_autocast_is_cpu_only() -> No
     lrs = []
     for _ in range(10):
         lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
         scheduler.step()
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] < 0.03e-3 and all(a >= b for a, b in zip(lrs, lrs[1:]))
     context = autocast_context(torch.device("cpu"), config)
