@@ -309,3 +309,19 @@ def test_gdown_errors_become_one_line_os_errors(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(gdown, "download", quota)
     with pytest.raises(OSError, match="download quota for the file is exceeded"):
         W.gdown_download("id", tmp_path / "x.part")
+
+
+def test_a_corrupt_onnx_export_in_the_cache_is_rebuilt(isolated, lpn50_file: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    digest = hashlib.sha256(lpn50_file.read_bytes()).hexdigest()[:16]
+    cached = isolated[0] / "onnx" / f"lpn50-{digest}-256x192.onnx"  # the name cached_onnx gives the export
+    cached.parent.mkdir(parents=True)
+    garbage = b"\x00garbage, not a protobuf" * 40
+    cached.write_bytes(garbage)
+    estimator = build_estimator("lpn50", weights=str(lpn50_file), backend="onnx")
+    note = capsys.readouterr().err.strip()
+    assert note.count("\n") == 0 and "was damaged; exported it again" in note
+    assert cached.read_bytes() != garbage and list(cached.parent.iterdir()) == [cached]
+    reference = build_estimator("lpn50", weights=str(lpn50_file), backend="torch")
+    crops = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    np.testing.assert_allclose(estimator.backend(crops), reference.backend(crops), atol=1e-4)
