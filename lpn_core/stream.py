@@ -303,9 +303,9 @@ class VideoSink:
         """One line when frames of another size were resized to the video's size, else None."""
         if not self.resized_frames:
             return None
-        (w, h), (W, H) = self._other_size, self.size
-        return (f"the frame size changed mid-stream ({W}x{H} -> {w}x{h}); {self.resized_frames} frame(s) were "
-                f"resized to {W}x{H} in '{self.path}'")
+        (new_w, new_h), (width, height) = self._other_size, self.size
+        return (f"the frame size changed mid-stream ({width}x{height} -> {new_w}x{new_h}); {self.resized_frames} "
+                f"frame(s) were resized to {width}x{height} in '{self.path}'")
 
     def close(self) -> None:
         self._writer.release()
