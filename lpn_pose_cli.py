@@ -12,13 +12,14 @@ the outputs (the video plays and the JSON is valid, holding every frame processe
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Iterator
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from lpn_core import package_version
 from lpn_core.backends import cpu_threads
 from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
-from lpn_core.errors import LpnError, OutputError
+from lpn_core.errors import LpnError, OutputError, SourceError
 from lpn_core.model import check_model_name, list_models
 from lpn_core.pipeline import Pipeline, PipelineSettings
 from lpn_core.stream import (IMAGE_EXTENSIONS, CocoJsonWriter, FrameSource, JsonWriter, VideoSink, coco_image_id,
@@ -191,12 +192,38 @@ def json_meta(settings: PipelineSettings, pipeline: Pipeline, source: FrameSourc
                        frame_count=source.frame_count if video else None)
 
 
+def read_frames(source: FrameSource, limit: int | None, lost: list[str]) -> Iterator[np.ndarray]:
+    """Frames of ``source``, at most ``limit``. A camera that stops (unplugged) ends them with a line in
+    ``lost`` instead of an error: the outputs keep every frame before it."""
+    for index in itertools.count():
+        if limit and index >= limit:
+            return
+        try:
+            frame = source.read()
+        except SourceError as err:
+            if not source.is_camera:
+                raise
+            lost.append(f"{err}; the outputs hold the {index} frames before it")
+            return
+        if frame is None:
+            if source.is_camera:
+                lost.append(f"{source.name} stopped delivering frames; the outputs hold the {index} frames before it")
+            return
+        yield frame
+
+
+def frame_size(frame: np.ndarray, source: FrameSource) -> dict:
+    """JSON extra for a frame whose size differs from the source's first: its keypoints are in its own pixels."""
+    size = [frame.shape[1], frame.shape[0]]
+    return {} if tuple(size) == tuple(source.size) else {"size": size}
+
+
 def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
                   outputs: Outputs) -> int:
     """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns the number of frames processed."""
     video_path, json_path = outputs.media, outputs.json
     meta = json_meta(settings, pipeline, source, video=True)
-    meter, pending, processed = FpsMeter(), [], 0
+    meter, pending, processed, lost = FpsMeter(), [], 0, []
     total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
     with ExitStack() as stack:
         sink = None if source.is_camera else stack.enter_context(VideoSink(video_path, source.fps, source.size))
@@ -204,13 +231,11 @@ def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSet
         coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=None, dynamic_ncols=True))
         try:
-            for index, frame in enumerate(source):
-                if args.max_frames and index >= args.max_frames:
-                    break
+            for index, frame in enumerate(read_frames(source, args.max_frames, lost)):
                 stamp = None if source.is_camera else source.timestamp_s()
                 result = pipeline.process(frame, index, stamp)
                 pending.append(annotate(result, pipeline, args, meter.tick()))
-                writer.write(result, time_s=stamp if stamp is not None else time.time())
+                writer.write(result, time_s=stamp if stamp is not None else time.time(), **frame_size(frame, source))
                 if coco is not None:
                     coco.write(result, index)
                 if sink is None and len(pending) >= CAMERA_PROBE_FRAMES:  # camera: the rate really achieved
@@ -222,15 +247,24 @@ def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSet
                 processed += 1
                 bar.update(1)
                 bar.set_postfix(fps=f"{meter.fps or 0:.1f}", people=len(result.poses))
+            if lost:
+                writer.close(complete=False)
         finally:
             if sink is None and pending:  # a short (or interrupted) camera run: flush at the measured rate
                 sink = stack.enter_context(VideoSink(video_path, meter.fps or source.fps, source.size))
                 for image in pending:
                     sink.write(image)
+    warn(*lost, source.skipped_note(), sink.resize_note() if sink is not None else None)
     if getattr(source, "truncated", False) and not args.max_frames:
-        print(f"warning: decoded {source.frames_read} of the {source.frame_count} frames '{source.name}' announces: "
-              "the file looks truncated; the outputs hold the decodable frames", file=sys.stderr)
+        warn(f"decoded {source.frames_read} of the {source.frame_count} frames '{source.name}' announces: "
+             "the file looks truncated; the outputs hold the decodable frames")
     return processed
+
+
+def warn(*notes: str | None) -> None:
+    """Each note as one 'warning: ...' line on stderr (None: nothing to say)."""
+    for note in filter(None, notes):
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
@@ -253,8 +287,7 @@ def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSe
             if coco is not None:
                 coco.write(result, coco_image_id(source.path, index))
             processed += 1
-    for path in source.skipped:
-        print(f"warning: skipped unreadable image '{path}'", file=sys.stderr)
+    warn(*(f"skipped unreadable image '{path}'" for path in source.skipped))
     return processed
 
 

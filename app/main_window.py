@@ -15,10 +15,10 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QF
                              QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from lpn_core.errors import LpnError, OutputError
+from lpn_core.errors import LpnError
 from lpn_core.model import list_models
 from lpn_core.pipeline import PipelineSettings
-from lpn_core.stream import json_header
+from lpn_core.stream import json_header, unique_path
 
 from . import settings as store_mod
 from .view import FrameView
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.inference.frame_ready.connect(self._on_frame_ready)
         self.inference.model_ready.connect(self._on_model_ready)
         self.inference.failed.connect(self._on_inference_failed)
+        self.inference.warned.connect(self.show_warning)
         self.loader = ModelLoader()
         self.loader.loaded.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
@@ -275,6 +276,7 @@ class MainWindow(QMainWindow):
         capture.opened.connect(self._on_source_opened)
         capture.ended.connect(self._on_source_ended)
         capture.failed.connect(self._on_source_failed)
+        capture.warned.connect(self.show_warning)
         self._capture = capture
         if isinstance(source, int):
             self.state.camera_index = source
@@ -285,7 +287,7 @@ class MainWindow(QMainWindow):
         if self._capture is None:
             return
         capture, self._capture = self._capture, None
-        for sig in (capture.opened, capture.ended, capture.failed):
+        for sig in (capture.opened, capture.ended, capture.failed, capture.warned):
             sig.disconnect()
         capture.stop()
         capture.quit()
@@ -321,9 +323,24 @@ class MainWindow(QMainWindow):
     def _on_source_failed(self, message: str) -> None:
         if not self._from_current_capture():
             return
+        if self.source_info is not None:  # it failed mid-run (camera unplugged...): keep what was made of it
+            message += self._finish_outputs()
+            self.source_info = None
+            self._set_file_controls(False)
         self.show_error(message)
         if self.frames_shown == 0 or self.source_info is None:
             self.view.show_message("No source: " + message, clear=True)
+
+    def _finish_outputs(self) -> str:
+        """Finalize the recording and JSON export of a source that failed; says what was kept (or "")."""
+        kept = []
+        if (recorded := self.inference.stop_recording()) is not None:
+            kept.append(f"{recorded[1]} frames recorded in {recorded[0]}")
+        if (exported := self.inference.stop_json()) is not None:
+            kept.append(f"keypoints in {exported}")
+        self._set_output_button(self.record_button, False)
+        self._set_output_button(self.json_button, False)
+        return f"; kept {' and '.join(kept)}; open it again to continue" if kept else "; open it again to continue"
 
     def _set_file_controls(self, is_file: bool) -> None:
         for widget in (self.pause_button, self.step_button, self.process_all_check, self.loop_check):
@@ -469,15 +486,17 @@ class MainWindow(QMainWindow):
             self._show_output_dir()
 
     def _output_path(self, stem: str, suffix: str) -> Path:
-        """A new file name in the output folder (created if needed); OutputError if it cannot be."""
-        folder = self.output_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from None
+        """A new file in the output folder (created if needed), reserved so that another window writing to
+        the same folder in the same second gets another name (``_1``, ``_2``...); OutputError if impossible."""
         source = Path(str(self._capture.source)).stem if self._capture and not isinstance(
             self._capture.source, int) else "camera"
-        return folder / f"{source}_{stem}_{time.strftime('%Y%m%d_%H%M%S')}{suffix}"
+        return unique_path(self.output_dir(), f"{source}_{stem}_{time.strftime('%Y%m%d_%H%M%S')}", suffix)
+
+    @staticmethod
+    def _discard(path: Path | None) -> None:
+        """Remove a reserved output name that stayed empty because writing could not start."""
+        if path is not None and path.is_file() and path.stat().st_size == 0:
+            path.unlink(missing_ok=True)
 
     def start_recording(self, path: str | Path | None = None) -> bool:
         """Record what is shown (overlay included) to mp4 at the source fps; False with a status message
@@ -486,10 +505,12 @@ class MainWindow(QMainWindow):
             self.show_error("open a camera or a video before recording")
             self._set_checked(self.record_button, False)
             return False
+        reserved = None
         try:
-            target = Path(path) if path is not None else self._output_path("poses", ".mp4")
+            target = Path(path) if path is not None else (reserved := self._output_path("poses", ".mp4"))
             target = self.inference.start_recording(target, self.source_info.fps, self.source_info.size)
         except LpnError as err:
+            self._discard(reserved)
             self.show_error(str(err))
             self._set_checked(self.record_button, False)
             return False
@@ -521,10 +542,12 @@ class MainWindow(QMainWindow):
             self._set_output_button(self.json_button, False)
 
     def start_json(self, path: str | Path | None = None) -> bool:
+        reserved = None
         try:
-            target = Path(path) if path is not None else self._output_path("keypoints", ".json")
+            target = Path(path) if path is not None else (reserved := self._output_path("keypoints", ".json"))
             target = self.inference.start_json(target, self._json_meta())
         except LpnError as err:
+            self._discard(reserved)
             self.show_error(str(err))
             self._set_checked(self.json_button, False)
             return False
@@ -559,13 +582,16 @@ class MainWindow(QMainWindow):
         if self.last_rendered is None:
             self.show_error("no frame to save yet")
             return None
+        reserved = None
         try:
-            target = Path(path) if path is not None else self._output_path("snapshot", ".png")
+            target = Path(path) if path is not None else (reserved := self._output_path("snapshot", ".png"))
             ok = cv2.imwrite(str(target), self.last_rendered.image)
         except (LpnError, cv2.error) as err:
+            self._discard(reserved)
             self.show_error(str(err).strip().splitlines()[-1])
             return None
         if not ok:
+            self._discard(reserved)
             self.show_error(f"cannot write {target}: check that the folder exists and is writable")
             return None
         self.statusBar().showMessage(f"Saved snapshot {target}")
@@ -584,6 +610,10 @@ class MainWindow(QMainWindow):
         button.setText(active if on else idle)
 
     # --- errors and closing --------------------------------------------------------------------------
+    def show_warning(self, message: str) -> None:
+        """One sentence in the status bar; nothing stops."""
+        self.statusBar().showMessage(f"Warning: {message.strip().splitlines()[0] if message.strip() else ''}")
+
     def show_error(self, message: str) -> None:
         """One sentence in the status bar; the app keeps running."""
         message = message.strip().splitlines()[0] if message.strip() else "unknown error"

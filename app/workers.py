@@ -125,6 +125,7 @@ class CaptureWorker(QThread):
     opened = pyqtSignal(object)   # SourceInfo
     ended = pyqtSignal(int)       # frames read, at the end of a file
     failed = pyqtSignal(str)      # one line
+    warned = pyqtSignal(str)      # one line, once per source: unusable frames were skipped
 
     def __init__(self, source: str | int, channel: FrameChannel, ident: int = 0, process_all: bool = False,
                  loop: bool = False, paused: bool = False) -> None:
@@ -184,7 +185,7 @@ class CaptureWorker(QThread):
         fps = self.info.fps if self.info.fps > 0 else 30.0
         opened_at = time.monotonic()
         next_due = opened_at
-        index = 0
+        index, warned = 0, False
         while not self._stop.is_set():
             with self._lock:
                 paused, process_all = self._paused, self._process_all
@@ -202,9 +203,12 @@ class CaptureWorker(QThread):
             if process_all and not src.is_camera and not self._wait(self._channel.empty):
                 return False
             frame = src.read()
+            if src.skipped_frames and not warned:
+                warned = True
+                self.warned.emit(src.skipped_note())
             if frame is None:
                 if src.is_camera:
-                    raise LpnError(f"camera {self.source} stopped delivering frames")
+                    raise LpnError(f"{src.name} stopped delivering frames (unplugged?)")
                 self.ended.emit(index)
                 return True
             timestamp = time.monotonic() - opened_at if src.is_camera else index / fps
@@ -289,6 +293,7 @@ class InferenceWorker(QThread):
     frame_ready = pyqtSignal()
     model_ready = pyqtSignal(str, str, str)   # model, backend, weights label now running
     failed = pyqtSignal(str)
+    warned = pyqtSignal(str)                  # one line, once per recording: frames of another size resized
 
     def __init__(self, channel: FrameChannel, draw: DrawOptions | None = None) -> None:
         super().__init__()
@@ -301,8 +306,10 @@ class InferenceWorker(QThread):
         self._draw = draw or DrawOptions()
         self._pipeline: Pipeline | None = None
         self._recording: Recording | None = None
+        self._resize_noted = False
         self._json: JsonWriter | None = None
         self._json_path: Path | None = None
+        self._json_size: tuple[int, int] | None = None  # (W, H) in the JSON header
         self._fps = FpsMeter(window=30)
         self._stream: tuple[int, int] | None = None
         self._last: FrameResult | None = None
@@ -345,7 +352,7 @@ class InferenceWorker(QThread):
         """Open the sink now (OutputError reaches the caller at once); frames are written by this thread."""
         recording = Recording(Path(path), fps if fps > 0 else 30.0, size)
         with self._out_lock:
-            old, self._recording = self._recording, recording
+            old, self._recording, self._resize_noted = self._recording, recording, False
         if old is not None:
             old.close()
         return recording.path
@@ -366,8 +373,9 @@ class InferenceWorker(QThread):
     def start_json(self, path: str | Path, meta: dict) -> Path:
         """Write every processed frame's poses to ``path`` (valid JSON whenever it is stopped)."""
         writer = JsonWriter(Path(path), meta)  # OutputError when unwritable
+        size = tuple(meta["size"]) if meta.get("size") else None
         with self._out_lock:
-            old, self._json, self._json_path = self._json, writer, Path(path)
+            old, self._json, self._json_path, self._json_size = self._json, writer, Path(path), size
         if old is not None:
             old.close()
         return Path(path)
@@ -466,6 +474,7 @@ class InferenceWorker(QThread):
             try:
                 if self._recording is not None:
                     self._recording.write(image, result.index / self._recording.fps if time_s is None else time_s)
+                    self._note_resize(self._recording.sink)
             except LpnError as err:  # e.g. disk full: keep what was written, stop recording, say so
                 recording, self._recording = self._recording, None
                 recording.close()
@@ -473,11 +482,23 @@ class InferenceWorker(QThread):
                                  f"{recording.path}")
             try:
                 if self._json is not None:
-                    self._json.write(result, time_s)
-            except OSError as err:  # e.g. disk full: close what was written (valid JSON), stop, say so
+                    self._json.write(result, time_s, **self._frame_size(result))
+            except (LpnError, OSError) as err:  # e.g. disk full: close what was written (valid JSON), stop, say so
                 writer, self._json, self._json_path = self._json, None, None
                 writer.close(complete=False)
-                self.failed.emit(f"keypoint export stopped: cannot write {writer.path} ({err.strerror or err})")
+                reason = err if isinstance(err, LpnError) else f"cannot write {writer.path} ({err.strerror or err})"
+                self.failed.emit(f"keypoint export stopped: {reason}")
+
+    def _note_resize(self, sink: VideoSink) -> None:
+        """Say once per recording that frames of another size (the source changed size) were resized."""
+        if sink.resized_frames and not self._resize_noted:
+            self._resize_noted = True
+            self.warned.emit(sink.resize_note())
+
+    def _frame_size(self, result: FrameResult) -> dict:
+        """JSON extra for a frame whose size differs from the one in the header: keypoints are in its pixels."""
+        size = (result.frame.shape[1], result.frame.shape[0])
+        return {} if self._json_size in (None, size) else {"size": list(size)}
 
     def close_outputs(self) -> None:
         """Finalize a recording and a JSON export in progress (call after the thread has stopped)."""

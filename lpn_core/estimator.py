@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,10 +88,27 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     else:
         if device != "cpu":
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
-        onnx_file = cached_onnx(net, model, path, info.input_size) if path is not None else None
-        runner = OrtBackend(onnx_file or net, threads=threads, spinning=spinning, input_size=info.input_size)
+        runner = ort_backend(net, model, path, info.input_size, threads, spinning)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
                          input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label)
+
+
+def ort_backend(net: LPN, model: str, weights_path: Path | None, input_size: tuple[int, int],
+                threads: int | None, spinning: bool) -> OrtBackend:
+    """ONNX Runtime on the cached export of a checkpoint (in-memory export for untrained weights). A cached
+    file ONNX Runtime cannot load (corrupt, cut short) is deleted and exported again, once, with a note."""
+    def load(source: LPN | Path) -> OrtBackend:
+        return OrtBackend(source, threads=threads, spinning=spinning, input_size=input_size)
+
+    onnx_file = cached_onnx(net, model, weights_path, input_size) if weights_path is not None else None
+    if onnx_file is None:
+        return load(net)
+    try:
+        return load(onnx_file)
+    except LpnError:
+        onnx_file.unlink(missing_ok=True)
+    print(f"note: the cached ONNX export '{onnx_file}' was damaged; exported it again", file=sys.stderr)
+    return load(cached_onnx(net, model, weights_path, input_size) or net)
 
 
 def cached_onnx(net: LPN, model: str, weights_path: Path, input_size: tuple[int, int] | None = None) -> Path | None:

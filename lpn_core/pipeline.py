@@ -15,7 +15,8 @@ import numpy as np
 
 from .detector import Detections, PersonDetector, load_detector
 from .estimator import PoseEstimator, build_estimator
-from .errors import LpnError
+from .errors import LpnError, SourceError
+from .stream import as_bgr
 from .tracking import Tracker
 from .transforms import keypoints_to_boxes
 from .timing import StageTimer
@@ -101,9 +102,11 @@ class Pipeline:
     def process(self, frame: np.ndarray, index: int | None = None, timestamp_s: float | None = None) -> FrameResult:
         """One BGR frame -> poses in frame pixels with track ids; per-stage ms in ``times_ms``
         (detect, crop, infer, decode, track; the caller adds draw). ``timestamp_s`` drives the
-        smoothing (default: the wall clock)."""
+        smoothing (default: the wall clock). Gray and BGRA frames are converted (``stream.as_bgr``); an
+        unusable one (None, empty, not 8-bit) is a SourceError."""
         s = self.settings
         index = self._frames if index is None else index
+        frame = self._checked(frame, index)
         timestamp_s = time.perf_counter() if timestamp_s is None else timestamp_s
         self._frames += 1
         timer = StageTimer()
@@ -130,6 +133,15 @@ class Pipeline:
             if not s.tracking:
                 poses = [dataclasses.replace(p, track_id=None) for p in poses]
         return FrameResult(index=index, frame=frame, poses=poses, times_ms=timer.ms)
+
+    @staticmethod
+    def _checked(frame: np.ndarray, index: int) -> np.ndarray:
+        bgr = as_bgr(frame)
+        if bgr is None:
+            what = "None" if frame is None else f"{getattr(frame, 'dtype', type(frame).__name__)} " \
+                f"{getattr(frame, 'shape', '')}"
+            raise SourceError(f"frame {index} is not an image ({what}); pass (H, W, 3) uint8 BGR frames")
+        return bgr
 
     def _should_detect(self) -> bool:
         if self._carried is None or len(self._carried) == 0:

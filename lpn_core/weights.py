@@ -12,8 +12,10 @@ import json
 import os
 import pickle
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,13 +153,46 @@ def _network_reachable(host: str = "drive.google.com", timeout_s: float = 3.0) -
 
 
 def gdown_download(drive_id: str, dest: Path) -> None:
-    """Fetch a Google Drive file with gdown (progress bar); raise OSError when offline."""
+    """Fetch a Google Drive file with gdown (progress bar); OSError (TimeoutError when it stalls) on failure."""
     if not _network_reachable():
         raise OSError("Google Drive is not reachable")
     import gdown
+    import requests
 
-    if gdown.download(id=drive_id, output=str(dest), quiet=False) is None:
+    try:
+        got = gdown.download(id=drive_id, output=str(dest), quiet=False, timeout=(10, 60))
+    except requests.exceptions.Timeout as exc:
+        raise TimeoutError("Google Drive stopped answering") from exc
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 gdown's own DownloadError / FileURLRetrievalError
+        text = " ".join(str(exc).split())
+        raise OSError("Google Drive's download quota for the file is exceeded" if "Too many users" in text
+                      else text[:160] or type(exc).__name__) from exc
+    if got is None:
         raise OSError(f"gdown could not fetch Drive id {drive_id}")
+
+
+def looks_like_html(path: Path) -> bool:
+    """True when a 'checkpoint' is a web page (Google Drive's quota or sign-in page)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+
+
+def download_failure(exc: BaseException, dest: Path) -> str:
+    """Why a download gave no usable checkpoint, in a few words on one line."""
+    if looks_like_html(dest):
+        return "Google Drive sent a web page instead of the file, probably its download quota page (try later)"
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+        return "the download timed out"
+    if isinstance(exc, WeightsError):
+        return "the downloaded file is incomplete or not an LPN checkpoint"
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"the download failed ({reason})"
 
 
 LOAD_ERRORS: Final = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError)
@@ -215,21 +250,28 @@ def load_weights(model: LPN, path: str | os.PathLike, name: str | None = None) -
     return model
 
 
-def _verified_download(spec: WeightSpec, downloader: Downloader) -> Path | None:
-    """Download into the cache through a temporary file; keep it only if it loads strictly."""
+def _verified_download(spec: WeightSpec, downloader: Downloader) -> tuple[Path | None, str]:
+    """Download into a private folder in the cache; keep the file only if it loads strictly. The folder
+    goes in every case (also on Ctrl-C), so nothing partial or corrupt stays behind. (path, "") or
+    (None, why not)."""
     from .model import create_model
 
     target = cache_dir() / spec.filename
-    partial = target.with_suffix(".part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+    except OSError as exc:
+        return None, f"the cache folder cannot be written ({exc.strerror or exc})"
+    partial = workdir / f"{spec.filename}.part"
+    try:
         downloader(spec.drive_id, partial)
         load_weights(create_model(spec.model, init=False), partial, spec.model)
-    except (OSError, WeightsError):
-        partial.unlink(missing_ok=True)
-        return None
-    partial.replace(target)
-    return target
+        partial.replace(target)
+        return target, ""
+    except (OSError, WeightsError) as exc:
+        return None, download_failure(exc, partial)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def resolve_weights(model: str, weights: str | os.PathLike | None = None, download: bool = True,
@@ -251,18 +293,22 @@ def resolve_weights(model: str, weights: str | os.PathLike | None = None, downlo
     cached = cache_dir() / spec.filename
     if cached.is_file():
         return cached
-    if download and (fetched := _verified_download(spec, downloader)) is not None:
-        return fetched
+    why = ""
+    if download:
+        fetched, why = _verified_download(spec, downloader)
+        if fetched is not None:
+            return fetched
     entry = bundled_weights(model)
     if entry is not None:
         if download and model not in _NOTED:
             _NOTED.add(model)
-            print(f"note: official {spec.filename} not reachable; using the bundled project-trained {model} "
-                  f"(AP {entry.ap:.2f} on coco_val2017, docs/WEIGHTS.md)", file=sys.stderr)
+            print(f"note: official {spec.filename} not downloaded: {why}; using the bundled project-trained "
+                  f"{model} (AP {entry.ap:.2f} on coco_val2017, docs/WEIGHTS.md)", file=sys.stderr)
         return verified_bundled(entry)
     raise WeightsError(
-        f"no weights for {model}: put the official {spec.filename} (Google Drive id {spec.drive_id}) in "
-        f"{cache_dir()}/ or pass --weights PATH (--weights {UNTRAINED} runs untrained, for testing only)")
+        f"no weights for {model}: {f'{why}; ' if why else ''}put the official {spec.filename} (Google Drive id "
+        f"{spec.drive_id}) in {cache_dir()}/ or pass --weights PATH (--weights {UNTRAINED} runs untrained, "
+        "for testing only)")
 
 
 def declared_params_match(spec: WeightSpec, model: LPN) -> bool:

@@ -4,15 +4,18 @@ every thread, settings are remembered. Untrained weights (no LPN weights here): 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from app import MainWindow
+from app import MainWindow, workers
 from app.settings import open_store
+from lpn_core.errors import SourceError
 from lpn_core.pipeline import PipelineSettings
+from lpn_core.stream import FrameSource
 from tests.conftest import shared_path
 
 WALK = "videos/walk_away_720p.mp4"
@@ -187,3 +190,51 @@ def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_win
     assert again.det_every_spin.value() == 4 and not again.boxes_check.isChecked()
     assert again.model_combo.currentData() == "lpn152"
     assert again.state.last_source.endswith("walk_away_720p.mp4")  # reopened when no source is given
+
+
+# --- faults in the middle of a run (docs/RELIABILITY.md, "Faults") ---------------------------------------
+
+class UnpluggableCamera(FrameSource):
+    """A 30 fps 'camera' that delivers frames until ``unplug`` is set, then fails as VideoSource does."""
+
+    is_camera, name, fps, size = True, "camera 0", 30.0, (320, 240)
+
+    def __init__(self) -> None:
+        self.unplug = threading.Event()
+
+    def grab(self):
+        if self.unplug.wait(1 / 30):
+            raise SourceError("camera 0 stopped delivering frames (unplugged?)")
+        return True, np.full((240, 320, 3), 40 + self.frames_read % 50, np.uint8)
+
+
+def test_an_unplugged_camera_keeps_the_recording_and_can_be_reopened(qtbot, make_window, tmp_path,
+                                                                     monkeypatch) -> None:
+    cameras: list[UnpluggableCamera] = []
+    monkeypatch.setattr(workers, "open_source", lambda spec: cameras.append(UnpluggableCamera()) or cameras[-1])
+    window = make_window(None, threads=1)  # one ORT thread: quick on a busy machine
+    window.state.output_dir = str(tmp_path / "out")
+    window.open_source(0)
+    wait_frames(qtbot, window, 2)
+    assert window.start_recording() and window.start_json()
+    wait_frames(qtbot, window, 3)
+    cameras[-1].unplug.set()
+    status = window.statusBar().currentMessage
+    qtbot.waitUntil(lambda: "stopped delivering frames" in status(), timeout=10000)
+    assert status().startswith("Error: camera 0 stopped delivering frames (unplugged?); kept ")
+    assert "open it again" in status() and not window.inference.recording and not window.inference.exporting
+    assert not window.record_button.isChecked() and window.record_button.text() == "Record MP4"
+    [video] = (tmp_path / "out").glob("camera_poses_*.mp4")
+    [export] = (tmp_path / "out").glob("camera_keypoints_*.json")
+    cap = cv2.VideoCapture(str(video))
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
+    cap.release()
+    assert len(json.loads(export.read_text())["frames"]) >= 3
+
+    window.open_source(0)  # plugged in again: the same window carries on
+    wait_frames(qtbot, window, 3)
+    assert len(cameras) == 2 and window.source_info is not None and window.source_info.is_camera
+
+    monkeypatch.setattr(time, "strftime", lambda *args: "20250101_120000")  # two recordings in one second
+    first, second = window._output_path("poses", ".mp4"), window._output_path("poses", ".mp4")
+    assert (first.name, second.name) == ("camera_poses_20250101_120000.mp4", "camera_poses_20250101_120000_1.mp4")

@@ -2,14 +2,18 @@
 inference with a stand-in pipeline (swap between frames, recording at the source speed), model loading."""
 from __future__ import annotations
 
+import json
 import time
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
+from app import workers
 from app.workers import CaptureWorker, FrameChannel, FramePacket, InferenceWorker, ModelLoader
+from lpn_core.errors import SourceError
 from lpn_core.pipeline import PipelineSettings
+from lpn_core.stream import FrameSource
 from lpn_core.types import FrameResult, Pose
 from tests.conftest import shared_path
 
@@ -164,3 +168,91 @@ def test_model_loader_builds_in_background_and_reports_missing_weights(qtbot, tm
         loader.request(PipelineSettings(weights=str(tmp_path / "missing.pth"), backend="torch"), False)
     assert "missing.pth" in failed.args[0] and "\n" not in failed.args[0]
     assert loader.join(5.0)
+
+
+# --- faults in the middle of a run (docs/RELIABILITY.md, "Faults") ---------------------------------------
+
+class ScriptedSource(FrameSource):
+    """Raw frames as given; then the end (a file) or, for a camera, a SourceError like an unplugged one."""
+
+    fps = 30.0
+
+    def __init__(self, frames: list, is_camera: bool = False) -> None:
+        self._frames, self.is_camera = list(frames), is_camera
+        self.name = "camera 0" if is_camera else "scripted.mp4"
+        self.size = (160, 120)
+
+    def grab(self):
+        if self._frames:
+            return True, self._frames.pop(0)
+        if self.is_camera:
+            raise SourceError("camera 0 stopped delivering frames (unplugged?)")
+        return False, None
+
+
+def run_capture(qtbot, monkeypatch, source: ScriptedSource) -> tuple[list, list, list]:
+    """Run a CaptureWorker over ``source`` to its end; (packets, warnings, failures)."""
+    monkeypatch.setattr(workers, "open_source", lambda spec: source)
+    channel = FrameChannel()
+    channel.consumer_ready.set()
+    capture = CaptureWorker("scripted", channel, process_all=True)
+    warned, failed, packets = [], [], []
+    capture.warned.connect(warned.append)
+    capture.failed.connect(failed.append)
+    capture.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not capture.isFinished():
+        if (packet := channel.take(0.05)) is not None:
+            packets.append(packet)
+    stop(capture)
+    qtbot.wait(50)  # deliver the queued signals
+    return packets, warned, failed
+
+
+def test_capture_skips_unusable_frames_with_one_warning(qtbot, monkeypatch) -> None:
+    good = np.zeros((120, 160, 3), np.uint8)
+    frames = [good, None, np.zeros((0, 0), np.uint8), good[..., 0], good.astype(np.float32), np.dstack([good, good])]
+    packets, warned, failed = run_capture(qtbot, monkeypatch, ScriptedSource(frames))
+    assert [p.frame.shape for p in packets] == [(120, 160, 3)] * 2 and failed == []
+    assert len(warned) == 1 and "skipped" in warned[0] and "unusable frame" in warned[0]
+
+
+def test_an_unplugged_camera_reports_one_line(qtbot, monkeypatch) -> None:
+    good = np.zeros((120, 160, 3), np.uint8)
+    packets, warned, failed = run_capture(qtbot, monkeypatch, ScriptedSource([good] * 3, is_camera=True))
+    assert len(packets) >= 1 and warned == []
+    assert failed == ["camera 0 stopped delivering frames (unplugged?)"]
+
+
+def test_disk_full_stops_recording_and_export_keeping_both(qtbot, tmp_path, monkeypatch) -> None:
+    from test_stream import FullDisk, video_writer_failing_after
+
+    monkeypatch.setattr(cv2, "VideoWriter", video_writer_failing_after(3))
+    channel = FrameChannel()
+    worker = InferenceWorker(channel)
+    worker.set_pipeline(FakePipeline(delay_s=0.0))
+    failed, warned = [], []
+    worker.failed.connect(failed.append)
+    worker.warned.connect(warned.append)
+    worker.start()
+    worker.start_recording(tmp_path / "rec.mp4", fps=10.0, size=(160, 120))
+    worker.start_json(tmp_path / "poses.json", {"size": [160, 120]})
+    for i, shape in enumerate([(120, 160, 3), (240, 320, 3), (240, 320, 3)]):  # then the size changes
+        feed(channel, worker, FramePacket(np.zeros(shape, np.uint8), i, i / 10, (1, 0)))
+    worker._json._file = disk = FullDisk(worker._json._file)
+    disk.fill()
+    for i in range(3, 6):
+        feed(channel, worker, FramePacket(np.zeros((240, 320, 3), np.uint8), i, i / 10, (1, 0)))
+    qtbot.waitUntil(lambda: len(failed) == 2, timeout=5000)
+    stop(worker)
+    assert not worker.recording and not worker.exporting
+    assert all("\n" not in m for m in failed + warned) and len(warned) == 1 and "resized" in warned[0]
+    recording, export = sorted(failed, key=lambda m: "keypoint" in m)
+    assert "No space left" in recording and "recording stopped, 3 frames kept" in recording
+    assert export.startswith("keypoint export stopped: cannot write") and "keeps the 3 entries" in export
+    cap = cv2.VideoCapture(str(tmp_path / "rec.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and cap.read()[0]
+    cap.release()
+    data = json.loads((tmp_path / "poses.json").read_text())
+    assert data["summary"] == {"frames": 3, "complete": False}
+    assert [f.get("size") for f in data["frames"]] == [None, [320, 240], [320, 240]]

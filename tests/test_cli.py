@@ -10,13 +10,19 @@ import sys
 import types
 from pathlib import Path
 
+import errno
+import os
+
 import cv2
+import numpy as np
 import pytest
 
 import lpn_pose_cli as cli
 from conftest import REPO_ROOT, shared_path
 from lpn_core import pipeline as pipeline_module
+from lpn_core import stream
 from lpn_core.detector import YoloDetector
+from lpn_core.errors import SourceError
 from lpn_core.estimator import build_estimator
 from lpn_core.pipeline import Pipeline
 from lpn_core.stream import FrameSource
@@ -214,22 +220,30 @@ def test_gui_is_the_default_and_gets_camera_source(monkeypatch: pytest.MonkeyPat
     assert source == 0 and settings.model == "lpn101" and settings.det_every == 3 and settings.flip_test is False
 
 
+def walk_frames(count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(shared_path("videos/walk_away_720p.mp4")))
+    frames = [cap.read()[1] for _ in range(count)]
+    cap.release()
+    return frames
+
+
 class FakeCamera(FrameSource):
-    """A 'camera' replaying the walking video: exercises the camera branch without a device."""
+    """A 'camera' replaying the walking video: exercises the camera branch without a device. After the
+    frames it ends (``then='end'``: read() returns None) or is unplugged (``then='unplug'``: SourceError, as
+    VideoSource raises)."""
 
     is_camera, name = True, "camera 0"
 
-    def __init__(self, count: int) -> None:
-        cap = cv2.VideoCapture(str(shared_path("videos/walk_away_720p.mp4")))
-        self._frames = [cap.read()[1] for _ in range(count)]
-        cap.release()
+    def __init__(self, count: int, then: str = "end") -> None:
+        self._frames, self._then = walk_frames(count), then
         self.size = (self._frames[0].shape[1], self._frames[0].shape[0])
 
-    def read(self):
-        if self.frames_read == len(self._frames):
-            return None
-        self.frames_read += 1
-        return self._frames[self.frames_read - 1]
+    def grab(self):
+        if self._frames:
+            return True, self._frames.pop(0)
+        if self._then == "unplug":
+            raise SourceError("camera 0 stopped delivering frames (unplugged?)")
+        return False, None
 
 
 @pytest.mark.parametrize("count, stop_at", [(22, None), (8, 5)])
@@ -252,3 +266,110 @@ def test_camera_recording_uses_the_measured_rate(tmp_path: Path, monkeypatch: py
     assert frames == (stop_at or count) and size == (1280, 720)
     assert fps >= 0.5 and abs(fps - 30.0) > 0.01  # the measured processing rate, not the camera's nominal 30
     assert len(json.loads((tmp_path / "out.json").read_text())["frames"]) == frames
+
+
+# --- faults in the middle of a run (docs/RELIABILITY.md, "Faults") ---------------------------------------
+
+def warnings_in(err: str) -> list[str]:
+    lines = err.strip().splitlines()
+    assert not any("Traceback" in line for line in lines)
+    return [line for line in lines if line.startswith("warning:") and "UNTRAINED" not in line]
+
+
+@pytest.mark.parametrize("then", ["unplug", "end"])
+def test_a_camera_that_stops_ends_the_run_with_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture, fast_models: None,
+                                                          then: str) -> None:
+    monkeypatch.setattr(cli, "open_source", lambda source: FakeCamera(5, then))
+    assert cli.main(base_args(tmp_path, "0", "--det-every", "5")) == 0
+    [warning] = warnings_in(capsys.readouterr().err)
+    assert "camera 0 stopped delivering frames" in warning and "hold the 5 frames" in warning
+    assert video_frames(tmp_path / "out.mp4")[0] == 5
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert len(data["frames"]) == 5 and data["summary"] == {"frames": 5, "complete": False}
+
+
+class OddVideo(FrameSource):
+    """A 'video file' whose frames are 1280x720 BGR, then corrupt, gray, BGRA, and finally 640x360."""
+
+    name, fps = "odd.mp4", 30.0
+
+    def __init__(self) -> None:
+        walk = walk_frames(3)
+        small = cv2.resize(walk[2], (640, 360))
+        self._frames = [walk[0], None, cv2.cvtColor(walk[1], cv2.COLOR_BGR2GRAY), np.zeros((0, 0, 3), np.uint8),
+                        cv2.cvtColor(walk[2], cv2.COLOR_BGR2BGRA), small, small.astype(np.float32), small]
+        self.size, self.frame_count = (1280, 720), len(self._frames)
+
+    def grab(self):
+        return (True, self._frames.pop(0)) if self._frames else (False, None)
+
+
+def test_odd_frames_mid_video_are_converted_skipped_or_resized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture, fast_models: None) -> None:
+    monkeypatch.setattr(cli, "open_source", lambda source: OddVideo())
+    assert cli.main(base_args(tmp_path, "odd.mp4", "--det-every", "5")) == 0
+    skipped, resized = warnings_in(capsys.readouterr().err)
+    assert "skipped 3 unusable frame(s) of 'odd.mp4'" in skipped
+    assert "1280x720 -> 640x360" in resized and "2 frame(s) were resized" in resized
+    assert video_frames(tmp_path / "out.mp4") == (5, 30.0, (1280, 720))
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["summary"] == {"frames": 5, "complete": True}
+    assert [f.get("size") for f in data["frames"]] == [None, None, None, [640, 360], [640, 360]]
+
+
+class DiskFillsAfter:
+    """Wraps a JSON writer's file: after ``writes`` writes, every write fails with ENOSPC."""
+
+    def __init__(self, file, writes: int) -> None:
+        self.file, self.left = file, writes
+
+    def write(self, data) -> int:
+        if self.left <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.left -= 1
+        return self.file.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+
+@pytest.mark.parametrize("failing", ["video", "json"])
+def test_disk_full_mid_run_is_one_line_and_keeps_the_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture, fast_models: None,
+                                                             failing: str) -> None:
+    if failing == "video":
+        from test_stream import video_writer_failing_after
+
+        monkeypatch.setattr(cv2, "VideoWriter", video_writer_failing_after(3))
+    else:
+        real_open = open
+        monkeypatch.setattr(stream, "open", lambda path, mode="r", *args, **kwargs: DiskFillsAfter(
+            real_open(path, mode, *args, **kwargs), writes=1 + 4) if mode == "wb" else real_open(path, mode, *args,
+                                                                                                 **kwargs),
+                            raising=False)  # the header, then 4 frames
+    argv = base_args(tmp_path, shared_path("videos/walk_away_720p.mp4"), "--det-every", "5", "--max-frames", "12")
+    assert cli.main(argv) == 2
+    [err] = [line for line in capsys.readouterr().err.strip().splitlines() if "UNTRAINED" not in line]
+    assert err.startswith("error: cannot write") and "No space left on device" in err
+    frames = video_frames(tmp_path / "out.mp4")[0]
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["summary"]["complete"] is False
+    if failing == "video":
+        assert frames == 3 and "the 3 frames before it are kept" in err and len(data["frames"]) == 4
+    else:
+        assert len(data["frames"]) == 4 and "keeps the 4 entries" in err and frames == 4
+
+
+def test_4k_and_1x1_images(tmp_path: Path, capsys: pytest.CaptureFixture, fast_models: None) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "big.jpg"), np.full((2160, 3840, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "dot.png"), np.full((1, 1, 4), 200, np.uint8))  # one BGRA pixel
+    argv = ["--source", str(folder), "--no-gui", "--weights", "untrained", "--detector", "none",
+            "--output", str(tmp_path / "annotated")]
+    assert cli.main(argv) == 0
+    assert cv2.imread(str(tmp_path / "annotated" / "big.jpg")).shape == (2160, 3840, 3)
+    assert cv2.imread(str(tmp_path / "annotated" / "dot.png")).shape == (1, 1, 3)
+    poses = json.loads((tmp_path / "annotated" / "poses.json").read_text())
+    assert [len(f["people"]) for f in poses["frames"]] == [1, 0]

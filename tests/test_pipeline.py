@@ -7,7 +7,7 @@ import pytest
 
 from conftest import shared_path
 from lpn_core.detector import Detections, FullFrameDetector, YoloDetector
-from lpn_core.errors import LpnError
+from lpn_core.errors import LpnError, SourceError
 from lpn_core.estimator import PoseEstimator, build_estimator
 from lpn_core.pipeline import Pipeline, PipelineSettings, carry_boxes, instance_scores, pad_boxes
 from lpn_core.types import Pose
@@ -144,3 +144,57 @@ def test_real_frame_end_to_end_untrained() -> None:
     assert (pose.keypoints[:, 0] >= x1 - 1).all() and (pose.keypoints[:, 0] <= x2 + 1).all()
     assert (pose.keypoints[:, 1] >= y1 - 1).all() and (pose.keypoints[:, 1] <= y2 + 1).all()
     assert result.total_ms > 0 and result.frame is frame
+
+
+# --- faults in the middle of a run (docs/RELIABILITY.md, "Faults") ---------------------------------------
+
+def test_gray_and_bgra_frames_are_converted_unusable_ones_are_one_line_errors() -> None:
+    pipeline, backend = fake_pipeline(FakeDetector([[100, 50, 200, 350]], [0.9]))
+    for frame in (FRAME[..., 0], FRAME[..., :1], np.dstack([FRAME, FRAME[..., :1]])):
+        result = pipeline.process(frame)
+        assert result.frame.shape == (480, 640, 3) and len(result.poses) == 1
+    for bad in (None, np.zeros((0, 0, 3), np.uint8), FRAME.astype(np.float32)):
+        with pytest.raises(SourceError, match="is not an image") as info:
+            pipeline.process(bad, 7)
+        assert "\n" not in str(info.value) and "frame 7" in str(info.value)
+    assert backend.batches == [1, 1, 1]
+
+
+def test_frame_size_change_mid_stream_keeps_boxes_inside_the_new_frame() -> None:
+    """Boxes carried from a 1280x720 frame to a 320x240 one are clipped to it, and detection carries on."""
+    detector = FakeDetector([[700, 100, 1000, 700]], [0.9])
+    pipeline, _ = fake_pipeline(detector, det_every=3)
+    pipeline.process(np.zeros((720, 1280, 3), np.uint8), 0, 0.0)
+    for i, (h, w) in enumerate([(240, 320), (240, 320), (1080, 1920)], start=1):
+        result = pipeline.process(np.zeros((h, w, 3), np.uint8), i, i / 30)
+        for pose in result.poses:
+            assert 0 <= pose.box[0] <= pose.box[2] <= w and 0 <= pose.box[1] <= pose.box[3] <= h
+
+
+@pytest.mark.parametrize("shape", [(2160, 3840, 3), (1, 1, 3), (1, 1)], ids=["4K", "1x1", "1x1 gray"])
+@pytest.mark.parametrize("detector", ["bundled YOLOX", "none"])
+def test_4k_and_1x1_frames_do_not_crash(shape: tuple[int, ...], detector: str) -> None:
+    from lpn_core.detector import load_detector
+
+    people = load_detector(None if detector == "bundled YOLOX" else "none", threads=1)
+    pipeline, _ = fake_pipeline(people)
+    frame = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    result = pipeline.process(frame, 0, 0.0)
+    assert result.frame.shape == (*shape[:2], 3)
+    if shape[0] == 1:
+        assert result.poses == []  # a 1-pixel crop would be meaningless
+    else:
+        assert len(result.poses) <= 1
+
+
+def test_sixty_people_are_capped_at_max_people() -> None:
+    """A crowd costs at most max_people crops per frame: on detection frames and on carried ones."""
+    boxes = [[(i % 10) * 60, (i // 10) * 75, (i % 10) * 60 + 50, (i // 10) * 75 + 70] for i in range(60)]
+    detector = FakeDetector(boxes, list(np.linspace(0.9, 0.3, 60)))
+    pipeline, backend = fake_pipeline(detector, det_every=2)
+    results = [pipeline.process(FRAME, i, i / 30) for i in range(3)]
+    assert backend.batches == [20, 20, 20] and all(len(r.poses) <= 20 for r in results)
+    pipeline.update(max_people=5, flip_test=True)
+    pipeline.process(FRAME, 3, 3 / 30)
+    pipeline.process(FRAME, 4, 4 / 30)
+    assert backend.batches[-2:] == [10, 10]  # 5 people, twice with the flip

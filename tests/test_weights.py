@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,92 @@ def test_onnx_export_of_a_checkpoint_is_cached_and_reused(isolated, lpn50_file: 
     second = build_estimator("lpn50", weights=str(lpn50_file), backend="onnx")
     crops = np.zeros((1, 3, 256, 192), np.float32)
     np.testing.assert_array_equal(first.backend(crops), second.backend(crops))
+
+
+# --- faults in the middle of a run (docs/RELIABILITY.md, "Faults") ---------------------------------------
+
+QUOTA_PAGE = b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users " \
+             b"have viewed or downloaded this file recently.</body></html>"
+
+
+def failing_download(fault: str, lpn50_file: Path):
+    """A downloader that is refused, times out, stops half-way or gets Drive's quota page."""
+    def download(drive_id: str, dest: Path) -> None:
+        if fault == "refused":
+            raise ConnectionRefusedError(111, "Connection refused")
+        if fault == "timeout":
+            dest.write_bytes(lpn50_file.read_bytes()[:4096])  # some bytes came, then nothing
+            raise socket.timeout("timed out")
+        if fault == "truncated":
+            dest.write_bytes(lpn50_file.read_bytes()[: lpn50_file.stat().st_size // 2])
+        if fault == "html":
+            dest.write_bytes(QUOTA_PAGE)
+    return download
+
+
+FAULTS = {"refused": "Connection refused", "timeout": "timed out", "truncated": "incomplete",
+          "html": "web page instead of the file"}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_failed_download_leaves_nothing_and_bundled_weights_take_over(isolated, lpn50_file: Path, fault: str,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    cache, bundled = isolated
+    W._NOTED.discard("lpn50")
+    expected = bundle(bundled, "lpn50", b"bundled")
+    assert W.resolve_weights("lpn50", downloader=failing_download(fault, lpn50_file)) == expected
+    note = capsys.readouterr().err.strip()
+    assert note.count("\n") == 0 and FAULTS[fault] in note and "bundled project-trained lpn50" in note
+    assert list(cache.iterdir()) == []  # no .part, no bad .pth, no download folder
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_failed_download_without_bundled_weights_is_one_line(isolated, lpn50_file: Path, fault: str) -> None:
+    cache, _ = isolated
+    with pytest.raises(WeightsError) as info:
+        W.resolve_weights("lpn50", downloader=failing_download(fault, lpn50_file))
+    message = str(info.value)
+    assert "\n" not in message and FAULTS[fault] in message and "--weights PATH" in message
+    assert list(cache.iterdir()) == []
+
+
+def test_interrupted_download_leaves_nothing(isolated) -> None:
+    cache, _ = isolated
+
+    def interrupted(drive_id: str, dest: Path) -> None:
+        dest.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        W.resolve_weights("lpn50", downloader=interrupted)
+    assert list(cache.iterdir()) == []
+
+
+def test_gdown_errors_become_one_line_os_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import gdown
+    from gdown.exceptions import FileURLRetrievalError
+
+    def quota(**kwargs):
+        raise FileURLRetrievalError("Failed to retrieve file url:\n\n\tToo many users have viewed or downloaded "
+                                    "this file recently.\n\nYou may still be able to access the file")
+
+    monkeypatch.setattr(W, "_network_reachable", lambda: True)
+    monkeypatch.setattr(gdown, "download", quota)
+    with pytest.raises(OSError, match="download quota for the file is exceeded"):
+        W.gdown_download("id", tmp_path / "x.part")
+
+
+def test_a_corrupt_onnx_export_in_the_cache_is_rebuilt(isolated, lpn50_file: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    digest = hashlib.sha256(lpn50_file.read_bytes()).hexdigest()[:16]
+    cached = isolated[0] / "onnx" / f"lpn50-{digest}-256x192.onnx"  # the name cached_onnx gives the export
+    cached.parent.mkdir(parents=True)
+    garbage = b"\x00garbage, not a protobuf" * 40
+    cached.write_bytes(garbage)
+    estimator = build_estimator("lpn50", weights=str(lpn50_file), backend="onnx")
+    note = capsys.readouterr().err.strip()
+    assert note.count("\n") == 0 and "was damaged; exported it again" in note
+    assert cached.read_bytes() != garbage and list(cached.parent.iterdir()) == [cached]
+    reference = build_estimator("lpn50", weights=str(lpn50_file), backend="torch")
+    crops = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    np.testing.assert_allclose(estimator.backend(crops), reference.backend(crops), atol=1e-4)
