@@ -98,3 +98,15 @@ def test_teacher_matching_is_greedy_by_iou() -> None:
               TeacherPerson(np.array([50, 50, 60, 60.0]), 0.9, np.zeros((17, 2)), np.ones(17))]
     matched = match_teacher(people, np.array([[51, 51, 60, 60.0], [0, 0, 10, 11.0], [200, 200, 210, 210.0]]))
     assert matched[0] is people[1] and matched[1] is people[0] and matched[2] is None
+
+
+def test_round_zero_can_start_from_given_weights(tmp_path: Path) -> None:
+    from train.schedule import load_start_weights
+
+    source = create_model("lpn101", init="kaiming")
+    path = tmp_path / "grown.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in source.state_dict().items()}, path)
+    target = create_model("lpn101", init="paper")
+    load_start_weights(target, path)
+    for key, value in source.state_dict().items():
+        assert torch.allclose(target.state_dict()[key].float(), value.float().half().float()), key
