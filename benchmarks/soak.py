@@ -284,8 +284,10 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def run_window_mode(args: argparse.Namespace, report: Callable[[Sample], None]) -> tuple[list[Sample], dict]:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["QT_QPA_PLATFORM"] = os.environ.get("QT_QPA_PLATFORM") or "offscreen"
     from PyQt6.QtWidgets import QApplication
+
+    import app as _  # noqa: F401 (first: it undoes OpenCV's Qt plugin paths before a QApplication exists)
 
     from benchmarks.soak_probe import app_threads
 

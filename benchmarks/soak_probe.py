@@ -270,7 +270,7 @@ def format_summary(summary: Summary, title: str) -> str:
     """The printed report: one line per quantity, then PASS/FAIL per target and overall."""
     ref = summary.reference
     lines = [f"{title}: {summary.minutes:.1f} min, {summary.frames} frames, {summary.samples} samples, "
-             f"warm-up {summary.warmup_s / 60:.1f} min"]
+             f"warm-up {summary.warmup_s / 60:g} min"]
     for r in summary.labels:
         name = f" [{r.label}]" if r.label else ""
         trimmed = r.rss_from.rss_trim_mb is not None

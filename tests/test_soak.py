@@ -77,7 +77,7 @@ def test_pipeline_soak_keeps_fds_threads_and_memory(tmp_path) -> None:
     table = "\n".join(map(str, run.samples))
     assert run.loops == 1 and run.rotations == 3 and run.samples[-1].frames == 200
     warm = next(s for s in run.samples if s.frames >= 40)  # warm-up: the first 40 frames
-    # RSS bound 15 %: the smoke run of benchmarks/soak.py grew +0.1 % over 20 s after warm-up; what still
+    # RSS bound 15 %: the 1-minute smoke run of benchmarks/soak.py grew +0.1 % after warm-up; what still
     # moves over a short run is allocator settling (ONNX Runtime's arena, FFmpeg's buffers, garbage of
     # other tests in this process). 15 % of this process's ~0.8 GiB is ~120 MiB over 160 frames, 0.75 MiB a
     # frame: a leaked 720p frame per frame (2.6 MiB) or a leaked output image is still caught 3x over.
