@@ -40,8 +40,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.soak_probe import (Every, Sample, format_summary, summarize, take_sample,  # noqa: E402
-                                   write_csv)
+from benchmarks.soak_probe import (Every, Sample, app_threads, format_summary, summarize,  # noqa: E402
+                                   take_sample, write_csv)
 from lpn_core.backends import cpu_threads  # noqa: E402
 from lpn_core.draw import draw_poses, draw_stats  # noqa: E402
 from lpn_core.errors import LpnError, SourceError  # noqa: E402
@@ -287,11 +287,9 @@ def run_window_mode(args: argparse.Namespace, report: Callable[[Sample], None]) 
     os.environ["QT_QPA_PLATFORM"] = os.environ.get("QT_QPA_PLATFORM") or "offscreen"
     from PyQt6.QtWidgets import QApplication
 
-    import app as _  # noqa: F401 (first: it undoes OpenCV's Qt plugin paths before a QApplication exists)
+    import app  # noqa: F401 (first: it undoes OpenCV's Qt plugin paths before a QApplication exists)
 
-    from benchmarks.soak_probe import app_threads
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 (kept alive for the run)
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 (kept alive for the run)
     settings = PipelineSettings(model=args.model, weights=args.weights, detector=args.detector, threads=args.threads)
     before = app_threads()
     with tempfile.TemporaryDirectory(prefix="lpn_soak_") as folder:
