@@ -145,7 +145,10 @@ def test_a_model_that_cannot_load_leaves_the_running_one(qtbot, make_window, tmp
 
     from lpn_core.model import create_model
 
-    monkeypatch.setenv("LPN_POSE_CACHE", str(tmp_path / "cache"))  # no LPN-101 weights anywhere
+    from lpn_core import weights as W
+
+    monkeypatch.setenv("LPN_POSE_CACHE", str(tmp_path / "cache"))  # no LPN-101 weights anywhere:
+    monkeypatch.setattr(W, "BUNDLED_DIR", tmp_path / "no-bundle")  # neither cached nor bundled
     checkpoint = tmp_path / "lpn50_mine.pth"
     torch.save(create_model("lpn50").state_dict(), checkpoint)  # a checkpoint for LPN-50 only
     window = make_window(str(shared_path(WALK)), weights=str(checkpoint), backend="torch")

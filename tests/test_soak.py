@@ -145,7 +145,8 @@ def test_window_soak_switch_and_recording_leave_no_thread_behind(qtbot, tmp_path
         after = driver.sample()
         assert driver.label() == "lpn101" and window.frames_shown >= 100
         assert steady_os_threads(qtbot) == threads, "the switch left OS threads behind (or took some)"
-        assert after.py_threads == running.py_threads == 1  # the loader thread has ended
+        assert after.py_threads == running.py_threads  # the loader thread has ended (other tests may leave
+        # process-wide Python threads, e.g. tqdm's monitor, so the count is compared, not fixed at 1)
         assert after.fds <= running.fds  # running: while recording
         assert live_ort_sessions() == sessions  # the old model's session was freed
         assert not window.errors
