@@ -25,8 +25,9 @@ import numpy as np
 
 from lpn_core.errors import DataError, LpnError
 
+from .evaluate import COCO_SIGMAS
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
 
 
 @dataclass(frozen=True, slots=True)
