@@ -11,15 +11,16 @@ APPLICATION = "LPN Pose"
 
 # PipelineSettings fields the window remembers; weights, detector and device come from the command line only
 # (remembering "--weights untrained" would silently turn a real session into a fake one).
-PIPELINE_FIELDS = ("model", "backend", "det_every", "kpt_thr", "smoothing")
+PIPELINE_FIELDS = ("model", "backend", "precision", "det_every", "kpt_thr", "smoothing")
 
 
 @dataclass(slots=True)
 class GuiState:
-    """Remembered settings; the first five mirror PipelineSettings fields of the same name."""
+    """Remembered settings; the first six mirror PipelineSettings fields of the same name."""
 
     model: str = "lpn50"
     backend: str = "onnx"
+    precision: str = "auto"
     det_every: int = 1
     kpt_thr: float = 0.3
     smoothing: bool = True

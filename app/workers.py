@@ -551,7 +551,8 @@ class ModelLoader(QObject):
     def _build(self, settings: PipelineSettings, build_pipeline: bool, request: int) -> None:
         try:
             estimator = build_estimator(settings.model, settings.weights, settings.backend, settings.device,
-                                        flip_test=settings.flip_test, threads=settings.threads, spinning=False)
+                                        flip_test=settings.flip_test, threads=settings.threads, spinning=False,
+                                        precision=settings.precision)
             if self._cancelled.is_set() or request != self.latest:
                 return  # closed or superseded: skip the rest
             estimator(WARMUP_FRAME, WARMUP_BOX)  # first runs allocate; pay that here, not in the live loop

@@ -69,11 +69,11 @@ def export_onnx(model: LPN, path: str | os.PathLike | io.BytesIO, opset: int = O
 class OrtBackend:
     """ONNX Runtime on the CPU: all graph optimisations, one intra-op thread per core."""
 
-    name = "onnx"
-
     def __init__(self, model_or_path: LPN | str | os.PathLike, threads: int | None = None,
-                 spinning: bool = True, input_size: tuple[int, int] | None = None) -> None:
+                 spinning: bool = True, input_size: tuple[int, int] | None = None, name: str = "onnx") -> None:
         import onnxruntime as ort
+
+        self.name = name  # "onnx" (fp32) or "onnx-int8"
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from . import codec, transforms
+from . import quantize
 from .backends import BACKENDS, Backend, OrtBackend, TorchBackend, save_onnx
 from .errors import LpnError, OutputError
 from .model import LPN, create_model
-from .weights import cache_dir, describe_weights, load_weights, resolve_weights
+from .weights import WeightsInfo, cache_dir, describe_weights, load_weights, resolve_weights
+
+AUTO_INT8_MAX_RATIO = 0.9  # auto runs INT8 only when it takes < 90 % of fp32's time here
 
 
 @dataclass(slots=True)
@@ -36,6 +40,8 @@ class PoseEstimator:
     untrained: bool = False
     input_size: tuple[int, int] = (192, 256)  # (W, H)
     weights_label: str = ""  # "official", "project-trained, AP 0.xx", "file x.pth", "UNTRAINED"
+    precision: str = "fp32"  # what runs: fp32 | int8
+    precision_note: str = ""  # why, for the status bar: "INT8, 2.4x fp32 here", "fp32: INT8 not faster here"
     times: EstimateTimes = field(default_factory=EstimateTimes)
 
     def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -71,26 +77,67 @@ class PoseEstimator:
 
 def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = None, backend: str = "onnx",
                     device: str = "cpu", flip_test: bool = False, threads: int | None = None,
-                    download: bool = True, spinning: bool = True) -> PoseEstimator:
+                    download: bool = True, spinning: bool = True, precision: str = "auto") -> PoseEstimator:
     """Resolve weights (see ``weights.resolve_weights``), load them strictly, wrap in a backend.
 
+    ``precision``: fp32, int8 (ONNX Runtime static INT8, ``quantize``) or auto (INT8 where its AP is
+    recorded within 0.01 of fp32 and it measures faster on this CPU at load, else fp32).
     ``weights='untrained'`` keeps the paper's random init: for tests and timing, never for results.
     """
     if backend not in BACKENDS:
         raise LpnError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    if precision not in quantize.PRECISIONS:
+        raise LpnError(f"unknown precision '{precision}': choose one of {', '.join(quantize.PRECISIONS)}")
+    if precision == "int8" and backend != "onnx":
+        raise LpnError("--precision int8 runs on ONNX Runtime: use --backend onnx")
     path = resolve_weights(model, weights, download=download)
     info = describe_weights(model, path)
     net = create_model(model, init=path is None)
     if path is not None:
         load_weights(net, path, model)
+    note = ""
     if backend == "torch":
         runner: Backend = TorchBackend(net, device)
     else:
         if device != "cpu":
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
-        runner = ort_backend(net, model, path, info.input_size, threads, spinning)
+        runner, note = onnx_runner(net, model, info, threads, spinning, precision)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
-                         input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label)
+                         input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
+                         precision="int8" if runner.name == "onnx-int8" else "fp32", precision_note=note)
+
+
+def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,
+                precision: str) -> tuple[OrtBackend, str]:
+    """The fp32 or INT8 ONNX Runtime backend ``precision`` asks for, and a note saying why."""
+    fp32 = ort_backend(net, model, info.path, info.input_size, threads, spinning)
+    if precision == "fp32":
+        return fp32, "fp32"
+    if precision == "auto" and (info.int8_ap_drop is None or info.int8_ap_drop > quantize.MAX_AP_DROP):
+        return fp32, "fp32: INT8 accuracy not measured for these weights (--precision int8 to try it)"
+    int8 = int8_backend(net, model, info, threads, spinning)
+    if precision == "int8":
+        return int8, "INT8"
+    ratio = quantize.speed_ratio(fp32, int8, quantize.calibration_crops(info.input_size)[:1])
+    if ratio < AUTO_INT8_MAX_RATIO:
+        return int8, f"INT8, {1 / ratio:.1f}x fp32 here, AP {-info.int8_ap_drop:+.3f}"
+    return fp32, f"fp32: INT8 not faster on this CPU ({ratio:.2f}x the time)"
+
+
+def int8_backend(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool) -> OrtBackend:
+    """ONNX Runtime on the INT8 file of the cached fp32 export (quantized on first use); for untrained
+    weights, or with no writable cache, quantized in a temporary folder."""
+    fp32_file = cached_onnx(net, model, info.path, info.input_size) if info.path is not None else None
+    if fp32_file is not None:
+        try:
+            return OrtBackend(quantize.cached_int8(fp32_file, info.input_size), threads=threads, spinning=spinning,
+                              name="onnx-int8")
+        except (OSError, LpnError):
+            quantize.int8_path(fp32_file).unlink(missing_ok=True)  # damaged or unwritable: do it in memory
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_tmp = save_onnx(net, Path(tmp) / "fp32.onnx", info.input_size)
+        int8_tmp = quantize.quantize_onnx(fp32_tmp, Path(tmp) / "int8.onnx", quantize.calibration_crops(info.input_size))
+        return OrtBackend(int8_tmp, threads=threads, spinning=spinning, name="onnx-int8")
 
 
 def ort_backend(net: LPN, model: str, weights_path: Path | None, input_size: tuple[int, int],

@@ -44,6 +44,7 @@ class PipelineSettings:
     tracking: bool = True
     smoothing: bool = True            # One-Euro per track
     threads: int | None = None        # ONNX Runtime intra-op threads (None: all cores)
+    precision: str = "auto"           # auto | fp32 | int8 (ONNX Runtime static INT8, lpn_core.quantize)
 
 
 def instance_scores(box_scores: np.ndarray, keypoints: np.ndarray, joint_thr: float = SCORE_JOINT_THR) -> np.ndarray:
@@ -88,7 +89,8 @@ class Pipeline:
                                                   settings.det_imgsz, settings.device,
                                                   threads=settings.threads)  # first: fails fastest
         self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
-                                                      settings.device, settings.flip_test, settings.threads)
+                                                      settings.device, settings.flip_test, settings.threads,
+                                                      precision=settings.precision)
         self.estimator.flip_test = settings.flip_test
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Detections | None = None

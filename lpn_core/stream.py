@@ -404,12 +404,13 @@ class _JsonArrayFile:
 
 def json_header(settings: Any, *, model: str, untrained: bool, detector: str | None, source: str | None,
                 fps: float | None = None, size: tuple[int, int] | None = None,
-                frame_count: int | None = None, weights_label: str | None = None) -> dict[str, Any]:
+                frame_count: int | None = None, weights_label: str | None = None,
+                precision: str | None = None) -> dict[str, Any]:
     """The ``meta`` block of a per-video JSON, shared by the CLI and the GUI. ``settings`` is a
-    PipelineSettings; ``model``, ``untrained`` and ``weights_label`` say what actually ran."""
+    PipelineSettings; ``model``, ``untrained``, ``weights_label`` and ``precision`` say what actually ran."""
     return {"format": "lpn-pose/1", "model": model, "weights": settings.weights, "untrained": untrained,
             "weights_label": weights_label,
-            "backend": settings.backend, "detector": detector, "source": source, "fps": fps,
+            "backend": settings.backend, "precision": precision, "detector": detector, "source": source, "fps": fps,
             "size": list(size) if size else None, "frame_count": frame_count, "det_every": settings.det_every,
             "flip_test": settings.flip_test, "smoothing": settings.smoothing, "kpt_thr": settings.kpt_thr,
             "keypoint_names": list(KEYPOINT_NAMES), "skeleton": [list(link) for link in SKELETON]}

@@ -63,6 +63,7 @@ class BundledWeights:
     sha256: str
     input_size: tuple[int, int]  # (H, W) it was trained at; LPN is fully convolutional
     ap: float  # keypoint AP on coco_val2017 (GT boxes, flip test): the model card's number
+    ap_int8: float | None = None  # the same AP after ONNX Runtime INT8 quantization (lpn_core.quantize)
 
     @property
     def path(self) -> Path:
@@ -77,6 +78,7 @@ class WeightsInfo:
     kind: str  # official | project | file | untrained
     input_size: tuple[int, int]  # (H, W) crops to feed
     label: str  # e.g. "official", "project-trained, AP 0.31", "file lpn50.pth", "UNTRAINED"
+    int8_ap_drop: float | None = None  # AP lost to INT8, where measured (bundled files)
 
 
 def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeights | None:
@@ -93,7 +95,8 @@ def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeigh
         if entry is None:
             return None
         return BundledWeights(model, str(entry["file"]), str(entry["sha256"]),
-                              (int(entry["input_size"][0]), int(entry["input_size"][1])), float(entry["ap"]))
+                              (int(entry["input_size"][0]), int(entry["input_size"][1])), float(entry["ap"]),
+                              None if entry.get("ap_int8") is None else float(entry["ap_int8"]))
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise WeightsError(f"'{manifest}' is damaged ({type(exc).__name__}); restore it with "
                            f"`git checkout assets/weights` or reinstall LPN Pose") from exc
@@ -126,12 +129,13 @@ def describe_weights(model: str, path: Path | None) -> WeightsInfo:
         return WeightsInfo(None, "untrained", spec_size, "UNTRAINED")
     path = Path(path)
     entry = bundled_weights(model)
-    if entry is not None and path.resolve() == entry.path.resolve():
-        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}")
+    if entry is not None and (path.resolve() == entry.path.resolve()
+                              or path.name != WEIGHTS[model].filename and path.is_file()
+                              and file_sha256(path) == entry.sha256):  # the bundled file or a copy of it
+        drop = None if entry.ap_int8 is None else round(entry.ap - entry.ap_int8, 4)
+        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}", drop)
     if path.name == WEIGHTS[model].filename:
         return WeightsInfo(path, "official", spec_size, "official")
-    if entry is not None and path.is_file() and file_sha256(path) == entry.sha256:  # a copy of the bundled file
-        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}")
     return WeightsInfo(path, "file", spec_size, f"file {path.name}")
 
 

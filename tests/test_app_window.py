@@ -129,6 +129,18 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
     assert window.model_label.text().startswith("LPN-101")
 
 
+def test_precision_dropdown_runs_int8_and_says_so(qtbot, make_window) -> None:
+    window = make_window(str(shared_path(WALK)), precision="fp32")
+    qtbot.waitUntil(lambda: "ONNX Runtime fp32" in window.model_label.text(), timeout=90000)
+    window.precision_combo.setCurrentIndex(window.precision_combo.findData("int8"))
+    qtbot.waitUntil(lambda: "ONNX Runtime INT8" in window.model_label.text(), timeout=90000)
+    assert "running on ONNX Runtime INT8" in window.statusBar().currentMessage()
+    assert window.state.precision == "int8" and window.settings.precision == "int8"
+    window.backend_combo.setCurrentIndex(window.backend_combo.findData("torch"))
+    assert not window.precision_combo.isEnabled()  # PyTorch runs fp32 only
+    qtbot.waitUntil(lambda: "PyTorch" in window.model_label.text(), timeout=90000)
+
+
 def test_process_every_frame_drops_none(qtbot, make_window) -> None:
     window = make_window(str(shared_path(WALK)), backend="torch")
     window.process_all_check.setChecked(True)  # before the model is ready: the file has not started

@@ -210,6 +210,23 @@ def test_default_detector_is_the_bundled_yolox(tmp_path: Path, fast_models: None
     assert len(poses["frames"][0]["people"]) == 1
 
 
+def test_precision_flag_reaches_the_run_and_its_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--precision int8 runs the INT8 LPN; the log line and the JSON header say so."""
+    argv = ["--source", str(shared_path("coco_val2017/images/000000000785.jpg")), "--no-gui", "--precision", "int8",
+            "--output", str(tmp_path / "pose.jpg"), "--json", str(tmp_path / "pose.json")]
+    assert cli.main(argv) == 0
+    assert "on onnx-int8, INT8; detector yolox_nano_416x416.onnx" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "pose.json").read_text())["meta"]
+    assert meta["precision"] == "int8" and meta["weights_label"].startswith("project-trained")
+    assert "invalid choice: 'int4'" in run_usage_error(capsys, ["--precision", "int4"])
+
+
+def run_usage_error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    return capsys.readouterr().err
+
+
 def test_gui_is_the_default_and_gets_camera_source(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     fake_app = types.ModuleType("app")

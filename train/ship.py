@@ -4,6 +4,10 @@ Turns a trained checkpoint into a bundled file: evaluates it on the held-out val
 boxes, flip test, the paper's protocol) in float32 and after rounding to float16, writes the float16 state
 dict to ``assets/weights/<model>_project.pth`` only if the rounding costs less than ``--max-ap-drop``,
 and records its sha256, input size and AP in ``assets/weights/manifest.json``.
+
+``python -m train.ship --model lpn50 --int8 --val DIR`` measures an already bundled file after ONNX Runtime
+INT8 quantization (``lpn_core.quantize``, exactly what the app runs) and records that AP as ``ap_int8``:
+``--precision auto`` runs INT8 only where it is within 0.01 of ``ap``.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lpn_core.errors import LpnError
+from lpn_core.estimator import build_estimator
 from lpn_core.model import check_model_name
 from lpn_core.weights import BUNDLED_DIR, MANIFEST, file_sha256, read_state_dict
 
@@ -33,6 +38,23 @@ def val_ap(model: str, weights: Path, input_size: tuple[int, int], val_dir: str)
     estimator = make_estimator(model, str(weights), input_size, "torch", "cpu", flip_test=True)
     with contextlib.redirect_stdout(io.StringIO()):
         return float(evaluate(estimator, coco, instances, image_ids=ids).stats["AP"])
+
+
+def int8_ap(model: str, val_dir: str, out_dir: Path = BUNDLED_DIR) -> dict:
+    """AP of the bundled ``model`` on ONNX Runtime INT8 (GT boxes, flip test); recorded as ``ap_int8``."""
+    entries = json.loads((out_dir / MANIFEST).read_text())
+    if model not in entries:
+        raise LpnError(f"no bundled {model} in '{out_dir / MANIFEST}': ship it first")
+    split = resolve_folder(val_dir, "val")
+    coco = load_coco(split.ann)
+    instances, ids = eval_boxes(split, coco, None)
+    estimator = build_estimator(model, str(out_dir / entries[model]["file"]), flip_test=True, download=False,
+                                precision="int8")
+    with contextlib.redirect_stdout(io.StringIO()):
+        ap = float(evaluate(estimator, coco, instances, image_ids=ids).stats["AP"])
+    entry = {**entries[model], "ap_int8": round(ap, 4)}
+    update_manifest(out_dir, model, entry)
+    return entry
 
 
 def half_state_dict(weights: Path) -> dict[str, torch.Tensor]:
@@ -69,14 +91,21 @@ def ship(model: str, weights: Path, input_size: tuple[int, int], val_dir: str, o
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--weights", required=True, type=Path)
-    p.add_argument("--input-size", type=parse_size, required=True, help="HxW it was trained at, e.g. 128x96")
+    p.add_argument("--weights", type=Path, help="trained checkpoint (not with --int8)")
+    p.add_argument("--input-size", type=parse_size, help="HxW it was trained at, e.g. 128x96")
+    p.add_argument("--int8", action="store_true", help="measure the bundled file's INT8 AP instead of shipping")
     p.add_argument("--val", required=True, help="held-out COCO folder, e.g. ../shared/data/coco_val2017")
     p.add_argument("--out", type=Path, default=BUNDLED_DIR)
     p.add_argument("--max-ap-drop", type=float, default=0.005)
     args = p.parse_args(argv)
+    if not args.int8 and (args.weights is None or args.input_size is None):
+        p.error("--weights and --input-size are needed to ship a checkpoint")
     try:
-        entry = ship(check_model_name(args.model), args.weights, args.input_size, args.val, args.out, args.max_ap_drop)
+        if args.int8:
+            entry = int8_ap(check_model_name(args.model), args.val, args.out)
+        else:
+            entry = ship(check_model_name(args.model), args.weights, args.input_size, args.val, args.out,
+                         args.max_ap_drop)
     except (LpnError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
