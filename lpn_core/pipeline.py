@@ -1,8 +1,9 @@
 """Pipeline: frame -> person boxes -> ONE batched LPN call -> tracked, smoothed poses (docs/CONTRACTS.md).
 
 Detection runs every ``det_every`` frames; in between each person's box comes from its previous
-keypoints (rtmlib ``det_frequency`` / MediaPipe ROI tracking), or stays where it was when too few
-keypoints are confident. With ``detector='none'`` the first crop is the whole frame, then it follows
+keypoints (rtmlib ``det_frequency`` / MediaPipe ROI tracking). A person with too few confident keypoints
+keeps its box for one frame and the detector runs early on the next (MediaPipe re-detects when its
+tracked landmarks lose confidence). With ``detector='none'`` the first crop is the whole frame, then it follows
 the keypoints, back to the whole frame when they are lost (MoveNet smart cropping).
 """
 from __future__ import annotations
@@ -62,16 +63,19 @@ def pad_boxes(boxes: np.ndarray, factor: float = CARRY_PAD) -> np.ndarray:
     return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
-def carry_boxes(poses: list[Pose], box_scores: np.ndarray, kpt_thr: float, keep_lost: bool) -> Detections:
+def carry_boxes(poses: list[Pose], box_scores: np.ndarray, kpt_thr: float,
+                keep_lost: bool) -> tuple[Detections, bool]:
     """Next frame's person boxes from this frame's raw keypoints: padded keypoint boxes; a person with
-    fewer than 3 confident joints keeps its box (``keep_lost``) or is dropped."""
+    fewer than 3 confident joints keeps its box (``keep_lost``) or is dropped. Also: whether such a weak
+    person was kept (the pipeline then detects again on the next frame)."""
     if not poses:
-        return Detections.empty()
+        return Detections.empty(), False
     kpt_boxes, ok = keypoints_to_boxes(np.stack([p.keypoints for p in poses]), kpt_thr)
     old = np.stack([p.box for p in poses]).astype(np.float32)
     boxes = np.where(ok[:, None], pad_boxes(kpt_boxes), old)
     keep = ok | keep_lost
-    return Detections(boxes[keep].astype(np.float32), np.asarray(box_scores, np.float32)[keep])
+    weak = bool(keep_lost and not ok.all())
+    return Detections(boxes[keep].astype(np.float32), np.asarray(box_scores, np.float32)[keep]), weak
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -94,6 +98,7 @@ class Pipeline:
         self.estimator.flip_test = settings.flip_test
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Detections | None = None
+        self._carried_weak = False  # a carried person had < 3 confident joints: detect early
         self._since_detect = 0
         self._frames = 0
 
@@ -129,7 +134,8 @@ class Pipeline:
         timer.ms.update(crop=times.crop, infer=times.infer, decode=times.decode)
         scores = instance_scores(found.scores, keypoints)
         poses = [Pose(keypoints=k, box=b, score=float(sc)) for k, b, sc in zip(keypoints, found.boxes, scores)]
-        self._carried = carry_boxes(poses, found.scores, s.kpt_thr, keep_lost=not self.detector.full_frame)
+        self._carried, self._carried_weak = carry_boxes(poses, found.scores, s.kpt_thr,
+                                                        keep_lost=not self.detector.full_frame)
         with timer("track"):
             poses = self.tracker.update(poses, timestamp_s)  # always: switching tracking on later keeps ids
             if not s.tracking:
@@ -150,7 +156,7 @@ class Pipeline:
             return True
         if self.detector.full_frame:  # follow the keypoints until they are lost
             return False
-        return self._since_detect >= max(1, self.settings.det_every)
+        return self._carried_weak or self._since_detect >= max(1, self.settings.det_every)
 
     def swap_estimator(self, estimator: PoseEstimator) -> None:
         """Use another model from the next frame on; tracks and smoothing state are kept."""
@@ -170,4 +176,4 @@ class Pipeline:
     def reset(self) -> None:
         """New source: forget tracks, smoothing state and carried boxes."""
         self.tracker.reset()
-        self._carried, self._since_detect, self._frames = None, 0, 0
+        self._carried, self._carried_weak, self._since_detect, self._frames = None, False, 0, 0

@@ -61,10 +61,14 @@ def test_pad_and_carry_boxes() -> None:
     kpts = np.zeros((17, 3), np.float32)
     kpts[:, 0], kpts[:, 1], kpts[:, 2] = np.linspace(100, 120, 17), np.linspace(50, 130, 17), 0.9
     seen = Pose(kpts, np.array([0, 0, 640, 480], np.float32), 0.9)
-    carried = carry_boxes([lost, seen], np.array([0.7, 0.8]), kpt_thr=0.3, keep_lost=True)
+    carried, weak = carry_boxes([lost, seen], np.array([0.7, 0.8]), kpt_thr=0.3, keep_lost=True)
     assert np.allclose(carried.boxes[0], [1, 2, 3, 4]) and np.allclose(carried.boxes[1], [97.5, 40, 122.5, 140])
     assert carried.scores.tolist() == pytest.approx([0.7, 0.8])  # the detector's score travels with the box
-    assert len(carry_boxes([lost], np.array([0.7]), 0.3, keep_lost=False)) == 0
+    assert weak  # one person kept its box: detect again next frame
+    assert carry_boxes([seen], np.array([0.8]), 0.3, keep_lost=True)[1] is False
+    dropped, weak = carry_boxes([lost], np.array([0.7]), 0.3, keep_lost=False)
+    assert len(dropped) == 0 and weak is False
+    assert carry_boxes([], np.zeros(0), 0.3, keep_lost=True)[1] is False
 
 
 def test_all_people_go_to_the_backend_in_one_call() -> None:
@@ -95,11 +99,38 @@ def test_detect_every_n_frames_and_follow_keypoints_between() -> None:
     assert not np.allclose(results[1].poses[0].box, detector.found.boxes[0])  # carried: from keypoints
 
 
-def test_unconfident_keypoints_keep_the_box_until_the_next_detection() -> None:
+def test_det_every_5_with_confident_keypoints_detects_once_in_5_frames() -> None:
+    detector = FakeDetector([[100, 50, 200, 350]], [0.9])
+    pipeline, _ = fake_pipeline(detector, det_every=5)
+    calls = []
+    for i in range(11):
+        pipeline.process(FRAME, i, i / 30)
+        calls.append(detector.calls)
+    assert calls == [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3]  # frames 0, 5, 10
+
+
+def test_weak_pose_re_detects_on_the_next_frame() -> None:
+    """Fewer than 3 confident joints: the box is kept for the next frame, and the detector runs there."""
+    detector = FakeDetector([[100, 50, 200, 350]], [0.9])
+    pipeline, backend = fake_pipeline(detector, det_every=5)
+    pipeline.process(FRAME, 0, 0.0)
+    pipeline.process(FRAME, 1, 1 / 30)
+    backend.peak = 0.05  # the pose of frame 2 is weak
+    pipeline.process(FRAME, 2, 2 / 30)
+    assert detector.calls == 1
+    backend.peak = 0.9
+    third = pipeline.process(FRAME, 3, 3 / 30)
+    assert detector.calls == 2 and np.allclose(third.poses[0].box, [100, 50, 200, 350])  # early, fresh box
+    for i in range(4, 9):
+        pipeline.process(FRAME, i, i / 30)
+    assert detector.calls == 3  # confident again: the next detection comes 5 frames later (frame 8)
+
+
+def test_unconfident_keypoints_keep_the_box_and_detect_every_frame() -> None:
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
     pipeline, _ = fake_pipeline(detector, peak=0.05, det_every=4)  # like untrained weights
     results = [pipeline.process(FRAME, i, i / 30) for i in range(4)]
-    assert detector.calls == 1 and all(np.allclose(r.poses[0].box, [100, 50, 200, 350]) for r in results)
+    assert detector.calls == 4 and all(np.allclose(r.poses[0].box, [100, 50, 200, 350]) for r in results)
 
 
 def test_no_detector_starts_full_frame_then_follows_keypoints() -> None:
