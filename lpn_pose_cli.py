@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="YOLO .pt/.onnx file, *_openvino_model folder or yolox*.onnx; 'yolov8n.pt' = "
                              "cache, else download; 'none' = one person filling the frame (default: the bundled "
                              "YOLOX-nano, offline, Apache-2.0)")
-    people.add_argument("--det-every", type=int, default=1, metavar="N",
-                        help="run the detector every N frames; in between, follow the keypoints (default 1)")
+    people.add_argument("--det-every", type=int, default=PipelineSettings.det_every, metavar="N",
+                        help="run the detector every N frames; in between, follow the keypoints, unless a pose "
+                             f"fades or more than {PipelineSettings.carry_max_people} people are tracked "
+                             f"(default {PipelineSettings.det_every}; 1 = every frame)")
     people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
     people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
     people.add_argument("--det-imgsz", type=int, metavar="PX",

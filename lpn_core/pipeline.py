@@ -25,7 +25,7 @@ from .types import FrameResult, Pose
 
 SCORE_JOINT_THR = 0.2  # joints that count towards the instance score (official IN_VIS_THRE, ANCHORS §1.2)
 CARRY_PAD = 1.25  # keypoint box -> next frame's person box (rtmlib/MMDeploy expansion)
-CHEAP_SETTINGS = frozenset({"det_every", "kpt_thr", "smoothing", "tracking", "flip_test", "max_people"})
+CHEAP_SETTINGS = frozenset({"det_every", "carry_max_people", "kpt_thr", "smoothing", "tracking", "flip_test", "max_people"})
 
 
 @dataclass
@@ -35,7 +35,8 @@ class PipelineSettings:
     backend: str = "onnx"             # onnx | torch
     device: str = "cpu"
     detector: str | None = None       # path, None (bundled YOLOX-nano), or "none" (full frame, then follow keypoints)
-    det_every: int = 1                # run the detector every N frames; between, boxes from keypoints
+    det_every: int = 5                # run the detector every N frames; between, boxes from keypoints
+    carry_max_people: int = 6         # ...but every frame while more people than this are tracked
     det_conf: float = 0.3
     det_iou: float = 0.5
     det_imgsz: int | None = None      # None: the detector's native size
@@ -156,7 +157,9 @@ class Pipeline:
             return True
         if self.detector.full_frame:  # follow the keypoints until they are lost
             return False
-        return self._carried_weak or self._since_detect >= max(1, self.settings.det_every)
+        if self._carried_weak or len(self._carried) > self.settings.carry_max_people:
+            return True  # a pose faded, or a crowd: carried boxes drift and the detector is a small share
+        return self._since_detect >= max(1, self.settings.det_every)
 
     def swap_estimator(self, estimator: PoseEstimator) -> None:
         """Use another model from the next frame on; tracks and smoothing state are kept."""

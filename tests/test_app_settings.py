@@ -1,7 +1,7 @@
 """app/settings.py: remembered settings round-trip, and the command line wins over them."""
 from __future__ import annotations
 
-from app.settings import GuiState, load_state, merge, open_store, save_state
+from app.settings import PIPELINE_FIELDS, GuiState, load_state, merge, open_store, save_state
 from lpn_core.pipeline import PipelineSettings
 
 
@@ -23,3 +23,14 @@ def test_command_line_wins_defaults_take_remembered_values() -> None:
     settings, state = merge(cli, remembered, PipelineSettings())
     assert (settings.model, settings.backend, settings.det_every, settings.kpt_thr) == ("lpn152", "torch", 5, 0.5)
     assert settings.weights == "untrained" and state.model == "lpn152"
+
+
+def test_window_and_command_line_share_the_pipeline_defaults() -> None:
+    """The defaults chosen in docs/PERFORMANCE.md hold for the CLI and the window alike."""
+    import lpn_pose_cli
+
+    args = lpn_pose_cli.build_parser().parse_args([])
+    defaults, state = PipelineSettings(), GuiState()
+    for name in PIPELINE_FIELDS:
+        assert getattr(state, name) == getattr(defaults, name), name
+    assert (args.det_every, args.precision, args.backend) == (defaults.det_every, defaults.precision, defaults.backend)

@@ -126,6 +126,17 @@ def test_weak_pose_re_detects_on_the_next_frame() -> None:
     assert detector.calls == 3  # confident again: the next detection comes 5 frames later (frame 8)
 
 
+def test_a_crowd_is_detected_every_frame() -> None:
+    """More people than carry_max_people: carried boxes drift in crowds (docs/PERFORMANCE.md), so detect."""
+    boxes = [[i * 90, 50, i * 90 + 80, 350] for i in range(7)]
+    crowd, _ = fake_pipeline(FakeDetector(boxes, [0.9] * 7), det_every=5, carry_max_people=6)
+    few, _ = fake_pipeline(FakeDetector(boxes[:6], [0.9] * 6), det_every=5, carry_max_people=6)
+    for i in range(5):
+        crowd.process(FRAME, i, i / 30)
+        few.process(FRAME, i, i / 30)
+    assert crowd.detector.calls == 5 and few.detector.calls == 1
+
+
 def test_unconfident_keypoints_keep_the_box_and_detect_every_frame() -> None:
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
     pipeline, _ = fake_pipeline(detector, peak=0.05, det_every=4)  # like untrained weights
