@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the detector every N frames; in between, follow the keypoints, unless a pose "
                              f"fades or more than {PipelineSettings.carry_max_people} people are tracked "
                              f"(default {PipelineSettings.det_every}; 1 = every frame)")
+    people.add_argument("--overlap", action="store_true",
+                        help="run the detector on a worker thread beside the pose model, its boxes one frame "
+                             "late: ~10 %% faster when detecting every frame (docs/PERFORMANCE.md)")
     people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
     people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
     people.add_argument("--det-imgsz", type=int, metavar="PX",
@@ -114,7 +117,8 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         model=args.model, weights=args.weights, backend=args.backend, device=args.device, detector=args.detector,
         det_every=args.det_every, det_conf=args.det_conf, det_iou=args.det_iou, det_imgsz=args.det_imgsz,
         kpt_thr=args.kpt_thr, flip_test=args.flip_test, max_people=args.max_people, tracking=not args.no_tracking,
-        smoothing=not args.no_smoothing, threads=args.threads, precision=args.precision)
+        smoothing=not args.no_smoothing, threads=args.threads, precision=args.precision,
+        overlap=args.overlap)
 
 
 def set_threads(threads: int | None) -> int:

@@ -77,11 +77,13 @@ class PoseEstimator:
 
 def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = None, backend: str = "onnx",
                     device: str = "cpu", flip_test: bool = False, threads: int | None = None,
-                    download: bool = True, spinning: bool = True, precision: str = "auto") -> PoseEstimator:
+                    download: bool = True, spinning: bool = False, precision: str = "auto") -> PoseEstimator:
     """Resolve weights (see ``weights.resolve_weights``), load them strictly, wrap in a backend.
 
     ``precision``: fp32, int8 (ONNX Runtime static INT8, ``quantize``) or auto (INT8 where its AP is
     recorded within 0.01 of fp32 and it measures faster on this CPU at load, else fp32).
+    ``spinning``: ONNX Runtime workers busy-wait between calls; off by default, because spinning LPN workers
+    starve the detector and every other thread of a small CPU (2.6x slower pipeline, docs/PERFORMANCE.md).
     ``weights='untrained'`` keeps the paper's random init: for tests and timing, never for results.
     """
     if backend not in BACKENDS:

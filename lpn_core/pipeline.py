@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ from .types import FrameResult, Pose
 
 SCORE_JOINT_THR = 0.2  # joints that count towards the instance score (official IN_VIS_THRE, ANCHORS §1.2)
 CARRY_PAD = 1.25  # keypoint box -> next frame's person box (rtmlib/MMDeploy expansion)
-CHEAP_SETTINGS = frozenset({"det_every", "carry_max_people", "kpt_thr", "smoothing", "tracking", "flip_test", "max_people"})
+CHEAP_SETTINGS = frozenset({"det_every", "carry_max_people", "overlap", "kpt_thr", "smoothing", "tracking",
+                            "flip_test", "max_people"})
 
 
 @dataclass
@@ -44,6 +46,7 @@ class PipelineSettings:
     flip_test: bool = False
     max_people: int = 20
     tracking: bool = True
+    overlap: bool = False             # detect on a worker thread beside LPN; the boxes serve the next frame
     smoothing: bool = True            # One-Euro per track
     threads: int | None = None        # ONNX Runtime intra-op threads (None: all cores)
     precision: str = "auto"           # auto | fp32 | int8 (ONNX Runtime static INT8, lpn_core.quantize)
@@ -100,6 +103,8 @@ class Pipeline:
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Detections | None = None
         self._carried_weak = False  # a carried person had < 3 confident joints: detect early
+        self._pending: Future | None = None  # overlap: detections of the last frame, for this one
+        self._pool: ThreadPoolExecutor | None = None
         self._since_detect = 0
         self._frames = 0
 
@@ -120,12 +125,7 @@ class Pipeline:
         timer = StageTimer()
         height, width = frame.shape[:2]
         with timer("detect"):
-            if self._should_detect():
-                found = self.detector(frame)
-                self._since_detect = 1
-            else:
-                found = self._carried
-                self._since_detect += 1
+            found = self._boxes_overlapped(frame) if s.overlap and not self.detector.full_frame else self._boxes(frame)
             found = found.top(s.max_people)
             boxes = clip_boxes(found.boxes, width, height)
             usable = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= 2  # crops fix the aspect
@@ -152,6 +152,33 @@ class Pipeline:
             raise SourceError(f"frame {index} is not an image ({what}); pass (H, W, 3) uint8 BGR frames")
         return bgr
 
+    def _boxes(self, frame: np.ndarray) -> Detections:
+        """This frame's person boxes: detected now, or carried from the last frame's keypoints."""
+        if self._should_detect():
+            self._since_detect = 1
+            return self.detector(frame)
+        self._since_detect += 1
+        return self._carried
+
+    def _boxes_overlapped(self, frame: np.ndarray) -> Detections:
+        """Like ``_boxes``, but a detection runs on a worker thread beside this frame's LPN and serves the
+        next frame (one frame old, like carried boxes). Only the very first frame, or one after everyone
+        was lost, waits for the detector."""
+        crowd = self._carried is not None and len(self._carried) > self.settings.carry_max_people
+        weak, pending, self._pending = self._carried_weak, self._pending, None
+        if pending is not None:
+            found, self._since_detect = pending.result(), 1
+        elif self._carried is None or len(self._carried) == 0:
+            self._since_detect = 1
+            return self.detector(frame)
+        else:
+            found, self._since_detect = self._carried, self._since_detect + 1
+        if crowd or (weak and pending is None) or self._since_detect >= max(1, self.settings.det_every):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-detect")
+            self._pending = self._pool.submit(self.detector, frame)
+        return found
+
     def _should_detect(self) -> bool:
         if self._carried is None or len(self._carried) == 0:
             return True
@@ -167,16 +194,38 @@ class Pipeline:
         self.estimator = estimator
 
     def update(self, **changes: object) -> None:
-        """Cheap changes between frames: det_every, kpt_thr, smoothing, tracking, flip_test, max_people."""
+        """Cheap changes between frames: det_every, carry_max_people, kpt_thr, smoothing, tracking, flip_test,
+        max_people, overlap."""
         unknown = set(changes) - CHEAP_SETTINGS
         if unknown:
             raise LpnError(f"cannot change {', '.join(sorted(unknown))} on a running pipeline: "
                            f"build a new one (cheap: {', '.join(sorted(CHEAP_SETTINGS))})")
         self.settings = dataclasses.replace(self.settings, **changes)
+        if not self.settings.overlap:
+            self._drop_pending()
         self.estimator.flip_test = self.settings.flip_test
         self.tracker.smoothing = self.settings.smoothing
 
     def reset(self) -> None:
-        """New source: forget tracks, smoothing state and carried boxes."""
+        """New source: forget tracks, smoothing state, carried boxes and a detection in flight."""
+        self._drop_pending()
         self.tracker.reset()
         self._carried, self._carried_weak, self._since_detect, self._frames = None, False, 0, 0
+
+    def close(self) -> None:
+        """Finish a detection in flight and stop the detector thread (also done when garbage-collected)."""
+        self._drop_pending()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def settle(self) -> None:
+        """Wait until a detection in flight has finished, keeping it for the next frame (benchmarks that
+        share one detector between pipelines)."""
+        if self._pending is not None:
+            self._pending.exception()
+
+    def _drop_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()  # wait; its result (or error) belongs to a frame nobody will process

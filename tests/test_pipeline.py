@@ -1,6 +1,9 @@
 """Pipeline: one batched call per frame, detect every N, boxes carried by keypoints, smart crop, settings."""
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -101,7 +104,7 @@ def test_detect_every_n_frames_and_follow_keypoints_between() -> None:
 
 def test_det_every_5_with_confident_keypoints_detects_once_in_5_frames() -> None:
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
-    pipeline, _ = fake_pipeline(detector, det_every=5)
+    pipeline, _ = fake_pipeline(detector, det_every=5, overlap=False)
     calls = []
     for i in range(11):
         pipeline.process(FRAME, i, i / 30)
@@ -112,7 +115,7 @@ def test_det_every_5_with_confident_keypoints_detects_once_in_5_frames() -> None
 def test_weak_pose_re_detects_on_the_next_frame() -> None:
     """Fewer than 3 confident joints: the box is kept for the next frame, and the detector runs there."""
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
-    pipeline, backend = fake_pipeline(detector, det_every=5)
+    pipeline, backend = fake_pipeline(detector, det_every=5, overlap=False)
     pipeline.process(FRAME, 0, 0.0)
     pipeline.process(FRAME, 1, 1 / 30)
     backend.peak = 0.05  # the pose of frame 2 is weak
@@ -129,8 +132,8 @@ def test_weak_pose_re_detects_on_the_next_frame() -> None:
 def test_a_crowd_is_detected_every_frame() -> None:
     """More people than carry_max_people: carried boxes drift in crowds (docs/PERFORMANCE.md), so detect."""
     boxes = [[i * 90, 50, i * 90 + 80, 350] for i in range(7)]
-    crowd, _ = fake_pipeline(FakeDetector(boxes, [0.9] * 7), det_every=5, carry_max_people=6)
-    few, _ = fake_pipeline(FakeDetector(boxes[:6], [0.9] * 6), det_every=5, carry_max_people=6)
+    crowd, _ = fake_pipeline(FakeDetector(boxes, [0.9] * 7), det_every=5, carry_max_people=6, overlap=False)
+    few, _ = fake_pipeline(FakeDetector(boxes[:6], [0.9] * 6), det_every=5, carry_max_people=6, overlap=False)
     for i in range(5):
         crowd.process(FRAME, i, i / 30)
         few.process(FRAME, i, i / 30)
@@ -139,7 +142,7 @@ def test_a_crowd_is_detected_every_frame() -> None:
 
 def test_unconfident_keypoints_keep_the_box_and_detect_every_frame() -> None:
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
-    pipeline, _ = fake_pipeline(detector, peak=0.05, det_every=4)  # like untrained weights
+    pipeline, _ = fake_pipeline(detector, peak=0.05, det_every=4, overlap=False)  # like untrained weights
     results = [pipeline.process(FRAME, i, i / 30) for i in range(4)]
     assert detector.calls == 4 and all(np.allclose(r.poses[0].box, [100, 50, 200, 350]) for r in results)
 
@@ -240,3 +243,73 @@ def test_sixty_people_are_capped_at_max_people() -> None:
     pipeline.process(FRAME, 3, 3 / 30)
     pipeline.process(FRAME, 4, 4 / 30)
     assert backend.batches[-2:] == [10, 10]  # 5 people, twice with the flip
+
+
+class SlowDetector(FakeDetector):
+    """Sleeps like a detector computing (releases the GIL as ONNX Runtime does); records its threads."""
+
+    def __init__(self, *args, delay_s: float = 0.04) -> None:
+        super().__init__(*args)
+        self.delay_s, self.threads = delay_s, []
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay_s)
+        return super().__call__(image)
+
+
+class SlowBackend(CountingBackend):
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        time.sleep(0.04)
+        return super().__call__(crops)
+
+
+def test_overlap_detects_beside_lpn_and_serves_the_next_frame() -> None:
+    """det-every 1 with overlap: frame 0 waits for the detector, later frames use the detection of the
+    frame before, computed on the worker thread while LPN ran; the pair costs ~max(det, LPN), not the sum."""
+    frames = [np.full((480, 640, 3), i, np.uint8) for i in range(8)]
+    timings = {}
+    for overlap in (False, True):
+        detector = SlowDetector([[100, 50, 200, 350]], [0.9])
+        pipeline = Pipeline(PipelineSettings(det_every=1, overlap=overlap), PoseEstimator(SlowBackend()), detector)
+        start = time.perf_counter()
+        results = [pipeline.process(frame, i, i / 30) for i, frame in enumerate(frames)]
+        timings[overlap] = time.perf_counter() - start
+        pipeline.close()
+        assert all(len(r.poses) == 1 for r in results) and {p.track_id for r in results for p in r.poses} == {1}
+        if overlap:
+            assert detector.threads[0] == threading.current_thread().name
+            assert all(name.startswith("lpn-detect") for name in detector.threads[1:])
+            assert detector.calls == 8  # frame 0 at once, frames 1-7 beside LPN (the last one serves no frame)
+        else:
+            assert detector.calls == 8 and set(detector.threads) == {threading.current_thread().name}
+    assert timings[True] < 0.8 * timings[False], timings
+
+
+def test_overlap_keeps_the_det_every_schedule() -> None:
+    detector = FakeDetector([[100, 50, 200, 350]], [0.9])
+    pipeline, _ = fake_pipeline(detector, det_every=5, overlap=True)
+    for i in range(11):
+        pipeline.process(FRAME, i, i / 30)
+    pipeline.close()
+    assert detector.calls == 3  # frame 0 at once; frames 4 and 9 beside LPN, for frames 5 and 10
+
+
+def test_overlap_detector_errors_reach_the_caller_and_reset_drops_the_detection_in_flight() -> None:
+    class Failing(FakeDetector):
+        def __call__(self, image: np.ndarray) -> Detections:
+            if self.calls == 1:
+                self.calls += 1
+                raise LpnError("detector broke")
+            return super().__call__(image)
+
+    pipeline, _ = fake_pipeline(Failing([[100, 50, 200, 350]], [0.9]), det_every=1, overlap=True)
+    pipeline.process(FRAME, 0, 0.0)
+    pipeline.process(FRAME, 1, 1 / 30)  # submits the failing detection
+    with pytest.raises(LpnError, match="detector broke"):
+        pipeline.process(FRAME, 2, 2 / 30)
+    pipeline.process(FRAME, 3, 3 / 30)
+    pipeline.reset()
+    assert pipeline._pending is None
+    pipeline.close()
+    assert pipeline._pool is None
