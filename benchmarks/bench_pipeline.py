@@ -1,42 +1,69 @@
-"""End-to-end pipeline FPS (detect + crop + LPN + decode + track + draw) on real videos, with the
-Ultralytics one-stage YOLOv8n-pose baselines measured in the same run, and ms/frame against people/frame.
+"""Live speed (issue 10): end-to-end FPS of LPN Pose against the one-stage YOLOv8n-pose INT8 baseline, the
+per-crop cost of LPN (INT8 against fp32, one more person), and keypoint AP beside every speed option, in one run.
 
-    python benchmarks/bench_pipeline.py                 # ~5-8 min on 2 cores
-    python benchmarks/bench_pipeline.py --frames 20 --street-frames 15 --models lpn50   # quick look
+    nice python benchmarks/bench_pipeline.py                # ~1.5 min on 2 cores (AP included)
+    python benchmarks/bench_pipeline.py --frames 20 --street-frames 15 --no-ap    # quick look
 
-LPN weights are untrained here (random init): the cost of the network does not depend on its weights,
-but keypoint scores do, so between detections (det-every > 1) boxes are held rather than re-fitted to
-keypoints; the detector cost is the same either way. Frames are decoded into memory first: video
-decoding and encoding are not timed. All walking-video configurations run interleaved (frame 0 through
-every configuration, then frame 1, ...) so that background load on a shared machine hits them alike and
-the ratios hold. Prints a table and writes JSON to benchmarks/results/pipeline.json.
+LPN runs the bundled project-trained weights (``assets/weights``; weights=None with downloads off, the
+bundled YOLOX-nano unless a row names another detector: nothing is fetched). Frames are decoded into
+memory first (video decoding is not timed). What is measured, in this order:
+
+1. ``walk_away_720p.mp4`` (1 person). The baseline (Ultralytics YOLOv8n-pose INT8 OpenVINO: predict +
+   drawing) and LPN pipelines (detect + crop + LPN + decode + track + draw): **lpn50 default** =
+   ``PipelineSettings()`` (det-every 5, precision auto, YOLOX-nano), the issue-10 number; lpn50 det-every
+   1 and 5 in fp32 and in int8; lpn101 and lpn152 default; lpn50 default with the shared YOLOv8n INT8
+   OpenVINO detector (``--detector``, the recommended upgrade). All run interleaved (frame 0 through every
+   configuration, then frame 1, ..., order rotated) so background load hits them alike and ratios hold;
+   configurations with the same model and precision share one estimator. Per row: ms/frame mean and
+   median, FPS, x baseline, detect and infer ms, the precision that ran (``estimator.precision``).
+2. ``openpose_street_multi_person_720p.avi`` (7-14 people): the baseline and lpn50 default, interleaved on
+   the same frames: FPS of each and their ratio, people/frame, stage means, ms/frame binned by people and
+   the least-squares line ms/frame = a + b x people.
+3. Per crop: lpn50 fp32 and INT8 ``estimator.heatmaps`` on batches of 1, 2, 4, 8, 12 real person crops
+   (cut from street frames with the detector's boxes), interleaved, median of ``--crop-calls`` calls each:
+   INT8 / fp32 at batch 1, and the marginal cost of one more person = least-squares slope over the batch
+   sizes / batch-1 time.
+4. After the timing (not timed; ``--no-ap`` skips it): keypoint AP on coco_val2017 (104 images) with
+   ground-truth boxes and flip test off (the pipeline's setting), train.evaluate's protocol, for every
+   (model, precision) that ran, and the baseline's AP on the same images (weights_card.one_stage_ap).
+   det-every N does not change still-image AP: its keypoint cost on video against det-every 1 is quoted
+   from bench_tracking.py's results/tracking.json.
+5. The issue-10 targets, PASS / MISS: one-person default FPS / baseline >= 2.5; street default / baseline
+   >= 1.0; extra-person marginal cost <= 0.5; INT8 / fp32 per crop <= 0.8.
+
+Prints tables and writes JSON (machine, load averages at start and end, command) to
+benchmarks/results/pipeline.json (``--out``).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never download anything
 os.environ.setdefault("YOLO_VERBOSE", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from lpn_core import quantize, transforms  # noqa: E402
 from lpn_core.backends import cpu_threads  # noqa: E402
-from lpn_core.detector import YoloDetector  # noqa: E402
+from lpn_core.detector import PersonDetector, load_detector  # noqa: E402
 from lpn_core.draw import draw_poses, draw_stats  # noqa: E402
-from lpn_core.estimator import build_estimator  # noqa: E402
-from lpn_core.model import list_models  # noqa: E402
+from lpn_core.estimator import PoseEstimator, build_estimator  # noqa: E402
 from lpn_core.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from lpn_core.types import Pose  # noqa: E402
 
@@ -45,19 +72,43 @@ WALK = SHARED / "videos" / "walk_away_720p.mp4"
 STREET = SHARED / "videos" / "openpose_street_multi_person_720p.avi"
 DETECTOR = SHARED / "detectors" / "yolov8n_int8_openvino_model"
 POSE_INT8 = SHARED / "pose_baselines" / "yolov8n-pose_int8_openvino_model"
+COCO_VAL = SHARED / "coco_val2017"
+TRACKING_JSON = ROOT / "benchmarks" / "results" / "tracking.json"
+BASELINE = "YOLOv8n-pose INT8 OpenVINO (one-stage)"
+DEFAULT = "lpn50 default"
 WARMUP = 5
+BATCHES = (1, 2, 4, 8, 12)
+AP_STATS = ("AP", "AP50", "AP75", "AR")
+
+
+@dataclass
+class Samples:
+    """Per-frame measurements of one configuration (warm-up frames excluded)."""
+
+    ms: list[float] = field(default_factory=list)
+    people: list[int] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, ms: float, people: int, stages: dict[str, float]) -> None:
+        self.ms.append(ms)
+        self.people.append(people)
+        for stage, value in stages.items():
+            self.stages.setdefault(stage, []).append(value)
 
 
 @dataclass
 class Row:
     name: str
+    precision: str  # what ran: fp32 | int8 (estimator.precision); the baseline: int8 (OpenVINO)
+    detector: str
     frames: int
     ms_mean: float  # throughput: detection frames included (det-every > 1 makes frames unequal)
     ms_median: float
     fps: float
     people_mean: float
     stages_ms: dict[str, float] = field(default_factory=dict)
-    ratio_vs_int8_pose: float | None = None
+    ratio_vs_baseline: float | None = None
+    ap: float | None = None  # coco_val2017, GT boxes, flip off (section 4)
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -71,14 +122,26 @@ def read_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
+def video_fps(path: Path) -> float:
+    """The video's frame rate (timestamps for the smoothing), 30 if unknown."""
+    return cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) or 30.0
+
+
+def ap_key(estimator: PoseEstimator) -> str:
+    """Section 4's key of an estimator's AP: model and the precision that runs, e.g. "lpn50 int8"."""
+    return f"{estimator.model_name} {estimator.precision}"
+
+
 class LpnRunner:
     """One pipeline configuration: process + draw per frame."""
 
     def __init__(self, name: str, pipeline: Pipeline, fps: float = 30.0) -> None:
         self.name, self.pipeline, self.fps = name, pipeline, fps
+        self.precision = pipeline.estimator.precision
+        self.detector = Path(pipeline.detector.name).name
+        self.ap_key = ap_key(pipeline.estimator)  # the AP of section 4 that belongs to this row
 
     def step(self, frame: np.ndarray, index: int) -> tuple[float, int, dict[str, float]]:
-        self.pipeline.estimator.flip_test = self.pipeline.settings.flip_test  # estimators are shared by flip on/off
         start = time.perf_counter()
         result = self.pipeline.process(frame, index, index / self.fps)
         t_draw = time.perf_counter()
@@ -89,6 +152,10 @@ class LpnRunner:
 
 class YoloPoseRunner:
     """Ultralytics one-stage pose: predict (its pre/infer/post) + our drawing of its keypoints."""
+
+    precision = "int8 (OpenVINO)"
+    detector = "-"
+    ap_key = BASELINE
 
     def __init__(self, name: str, model) -> None:
         self.name, self.model = name, model
@@ -103,30 +170,41 @@ class YoloPoseRunner:
         return (time.perf_counter() - start) * 1e3, len(poses), {}
 
 
-def run_interleaved(runners: list, frames: list[np.ndarray]) -> list[Row]:
+Runner = LpnRunner | YoloPoseRunner
+
+
+def rotated(items: list, i: int) -> list:
+    """``items`` starting at position ``i`` (mod length): the order interleaved runs change every round."""
+    shift = i % len(items)
+    return items[shift:] + items[:shift]
+
+
+def run_interleaved(runners: list[Runner], frames: list[np.ndarray], label: str) -> list[Samples]:
     """Every configuration on frame 0, then every one on frame 1, ... (order rotated each frame): on a
     shared, noisy machine all configurations see the same background load, so their ratios hold."""
-    samples: dict[str, tuple[list[float], list[int], dict[str, list[float]]]] = {r.name: ([], [], {}) for r in runners}
+    samples = {r.name: Samples() for r in runners}
+    print(f"{label}: {len(runners)} configurations interleaved over {len(frames)} frames", file=sys.stderr, flush=True)
     for i, frame in enumerate(frames):
-        shift = i % len(runners)
-        for runner in runners[shift:] + runners[:shift]:
-            ms, people, stages = runner.step(frame, i)
+        for runner in rotated(runners, i):
+            measured = runner.step(frame, i)
             if i >= WARMUP:
-                totals, counts, per_stage = samples[runner.name]
-                totals.append(ms)
-                counts.append(people)
-                for stage, value in stages.items():
-                    per_stage.setdefault(stage, []).append(value)
+                samples[runner.name].add(*measured)
         if i >= WARMUP and (i - WARMUP) % 10 == 9:
             print(f"  {i + 1 - WARMUP} frames timed", file=sys.stderr, flush=True)
-    return [row(r.name, samples[r.name][0], samples[r.name][1],
-                {k: round(statistics.fmean(v), 2) for k, v in samples[r.name][2].items()}) for r in runners]
+    return [samples[r.name] for r in runners]
 
 
-def row(name: str, totals: list[float], people: list[int], stages: dict | None = None) -> Row:
-    ms = statistics.fmean(totals)
-    return Row(name, len(totals), round(ms, 2), round(statistics.median(totals), 2), round(1e3 / ms, 2),
-               round(float(np.mean(people)), 2), stages or {})
+def summarise(runners: list[Runner], samples: list[Samples]) -> list[Row]:
+    """One row per configuration; ratios against the first (the baseline)."""
+    rows = []
+    for runner, s in zip(runners, samples):
+        ms = statistics.fmean(s.ms)
+        rows.append(Row(runner.name, runner.precision, runner.detector, len(s.ms), round(ms, 2),
+                        round(statistics.median(s.ms), 2), round(1e3 / ms, 2), round(float(np.mean(s.people)), 2),
+                        {k: round(statistics.fmean(v), 2) for k, v in s.stages.items()}))
+    for r in rows:
+        r.ratio_vs_baseline = round(r.fps / rows[0].fps, 2)
+    return rows
 
 
 def people_table(totals: list[float], people: list[int]) -> tuple[list[dict], dict]:
@@ -150,90 +228,305 @@ def machine() -> dict:
     import openvino
     import ultralytics
 
-    return {"cpu": cpu, "cores": cpu_threads(), "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__,
-            "opencv": cv2.__version__, "ultralytics": ultralytics.__version__, "load_avg_start": os.getloadavg()}
+    return {"cpu": cpu, "cores": cpu_threads(), "threads": torch.get_num_threads(), "vnni": quantize.has_vnni(),
+            "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "openvino": openvino.__version__, "opencv": cv2.__version__, "ultralytics": ultralytics.__version__,
+            "load_avg_start": os.getloadavg()}
 
 
-def main() -> int:
+# --- building the configurations ------------------------------------------------------------------------
+
+def walk_configs() -> list[tuple[str, PipelineSettings]]:
+    """The LPN rows of section 1, as (name, settings)."""
+    default = PipelineSettings()
+    configs = [(DEFAULT, default)]
+    configs += [(f"lpn50 det-every {n} {p}", replace(default, det_every=n, precision=p))
+                for n in (1, 5) for p in ("fp32", "int8")]
+    configs += [(f"{m} default", replace(default, model=m)) for m in ("lpn101", "lpn152")]
+    configs.append((f"{DEFAULT} + YOLOv8n INT8 detector", replace(default, detector=str(DETECTOR))))
+    return configs
+
+
+def build_estimators(settings: list[PipelineSettings]) -> dict[tuple[str, str], PoseEstimator]:
+    """One estimator per (model, precision asked) on the bundled weights, never downloading; an explicit
+    precision reuses its model's auto estimator when auto picked it (building costs seconds)."""
+    built: dict[tuple[str, str], PoseEstimator] = {}
+    for s in sorted(settings, key=lambda s: s.precision != "auto"):  # auto first
+        if (s.model, s.precision) in built:
+            continue
+        same = next((e for (m, _), e in built.items() if m == s.model and e.precision == s.precision), None)
+        built[(s.model, s.precision)] = same or build_estimator(
+            s.model, s.weights, s.backend, s.device, s.flip_test, s.threads, download=False, precision=s.precision)
+    return built
+
+
+def build_detectors(settings: list[PipelineSettings]) -> dict[str | None, PersonDetector]:
+    """One detector per ``settings.detector`` (None: the bundled YOLOX-nano), never downloading."""
+    first = {s.detector: s for s in reversed(settings)}  # one per detector
+    return {spec: load_detector(spec, s.det_conf, s.det_iou, s.det_imgsz, s.device, allow_download=False,
+                                threads=s.threads) for spec, s in first.items()}
+
+
+def lpn_runners(configs: list[tuple[str, PipelineSettings]], estimators: dict[tuple[str, str], PoseEstimator],
+                detectors: dict[str | None, PersonDetector], fps: float) -> list[LpnRunner]:
+    return [LpnRunner(name, Pipeline(s, estimators[(s.model, s.precision)], detectors[s.detector]), fps)
+            for name, s in configs]
+
+
+def baseline_runner() -> YoloPoseRunner:
+    from ultralytics import YOLO
+
+    return YoloPoseRunner(BASELINE, YOLO(str(POSE_INT8), task="pose"))
+
+
+# --- sections 2-4 ---------------------------------------------------------------------------------------
+
+def street_section(runners: list[Runner], frames: list[np.ndarray]) -> dict:
+    """Baseline and lpn50 default interleaved on the street frames; people table and fit of each."""
+    samples = run_interleaved(runners, frames, "street")
+    rows = summarise(runners, samples)
+    fits = {}
+    for runner, s in zip(runners, samples):
+        bins, fit = people_table(s.ms, s.people)
+        fits[runner.name] = {"bins": bins, "fit": fit}
+    return {"frames": rows[0].frames, "rows": [asdict(r) for r in rows], "ratio": rows[1].ratio_vs_baseline,
+            "people": fits}
+
+
+def person_crops(frames: list[np.ndarray], detector: PersonDetector, input_size: tuple[int, int],
+                 count: int) -> np.ndarray:
+    """``count`` normalised crops (count, 3, H, W) of the people ``detector`` finds in ``frames`` (W, H
+    ``input_size``), repeated when fewer are found."""
+    crops: list[np.ndarray] = []
+    for frame in frames:
+        boxes = detector(frame).boxes
+        if len(boxes):
+            affines = transforms.crop_affines(*transforms.box_to_center_size(boxes), 0.0, input_size)
+            crops.append(transforms.normalize(transforms.warp_crops(frame, affines, input_size)))
+        if sum(map(len, crops)) >= count:
+            break
+    if not crops:
+        sys.exit("error: the detector found nobody to crop for the per-crop timing")
+    found = np.concatenate(crops)
+    return found[np.arange(count) % len(found)]
+
+
+def time_crops(heatmaps: dict[str, Callable[[np.ndarray], np.ndarray]], crops: np.ndarray,
+               calls: int) -> dict[str, dict[int, float]]:
+    """Median ms of each function on each batch size of ``BATCHES``, all interleaved (order rotated per
+    round) after one warm-up call each."""
+    jobs = [(label, b) for label in heatmaps for b in BATCHES]
+    times: dict[tuple[str, int], list[float]] = {job: [] for job in jobs}
+    for label, b in jobs:
+        heatmaps[label](crops[:b])
+    for i in range(calls):
+        for label, b in rotated(jobs, i):
+            start = time.perf_counter()
+            heatmaps[label](crops[:b])
+            times[(label, b)].append((time.perf_counter() - start) * 1e3)
+    return {label: {b: round(statistics.median(times[(label, b)]), 3) for b in BATCHES} for label in heatmaps}
+
+
+def crop_cost(ms: dict[int, float]) -> dict:
+    """Least squares ms = fixed + per_crop x batch; marginal = per_crop / batch-1 time."""
+    slope, intercept = np.polyfit(list(ms), list(ms.values()), 1)
+    return {"ms": ms, "ms_per_extra_crop": round(float(slope), 3), "ms_fixed": round(float(intercept), 3),
+            "marginal": round(float(slope) / ms[1], 3)}
+
+
+def crop_section(estimators: dict[tuple[str, str], PoseEstimator], frames: list[np.ndarray],
+                 detector: PersonDetector, calls: int) -> dict:
+    """Per-crop cost of lpn50 fp32 and INT8; ``default`` says which one lpn50 default runs."""
+    fp32, int8 = estimators[("lpn50", "fp32")], estimators[("lpn50", "int8")]
+    crops = person_crops(frames, detector, fp32.input_size, max(BATCHES))
+    print(f"per crop: lpn50 fp32 and int8, batches {BATCHES}, {calls} calls each", file=sys.stderr, flush=True)
+    medians = time_crops({"fp32": fp32.heatmaps, "int8": int8.heatmaps}, crops, calls)
+    default = estimators[("lpn50", "auto")].precision
+    return {"calls": calls, "crop_wh": list(fp32.input_size), "default": default,
+            "int8_over_fp32_batch1": round(medians["int8"][1] / medians["fp32"][1], 3),
+            **{label: crop_cost(ms) for label, ms in medians.items()}}
+
+
+def lpn_ap(estimator: PoseEstimator, coco, instances, ids) -> dict[str, float]:
+    from train.evaluate import evaluate
+
+    estimator.flip_test = False  # the pipeline's setting
+    with contextlib.redirect_stdout(io.StringIO()):
+        stats = evaluate(estimator, coco, instances, image_ids=ids).stats
+    return {k: round(stats[k], 4) for k in AP_STATS}
+
+
+def ap_section(estimators: dict[tuple[str, str], PoseEstimator], data: Path) -> dict[str, dict[str, float]]:
+    """Keypoint AP (GT boxes, flip off) per (model, precision that ran), keyed "lpn50 int8", and the
+    one-stage baseline's on the same images."""
+    from train.data import load_coco, resolve_folder
+    from train.evaluate import eval_boxes
+    from weights_card import one_stage_ap
+
+    split = resolve_folder(str(data), "val")
+    coco = load_coco(split.ann)
+    instances, ids = eval_boxes(split, coco, None)
+    results: dict[str, dict[str, float]] = {}
+    for estimator in estimators.values():
+        key = ap_key(estimator)
+        if key not in results:
+            print(f"AP: {key}", file=sys.stderr, flush=True)
+            results[key] = lpn_ap(estimator, coco, instances, ids)
+    print(f"AP: {BASELINE}", file=sys.stderr, flush=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        stats = one_stage_ap(POSE_INT8, coco, split.images)
+    results[BASELINE] = {k: round(stats[k], 4) for k in AP_STATS}
+    return results
+
+
+def tracking_note(det_every: int) -> str:
+    """det-every N's keypoint cost on video against det-every 1, from bench_tracking.py's JSON."""
+    if not TRACKING_JSON.is_file():
+        return f"det-every {det_every}: run benchmarks/bench_tracking.py for its keypoint cost against det-every 1"
+    videos = json.loads(TRACKING_JSON.read_text())["videos"]
+    parts = [f"{video}: joints {r['dist_pct_mean']:.2f} % of person height off, {r['lost_pct']:.1f} % people lost"
+             for video, rows in videos.items() for r in rows if r["det_every"] == det_every]
+    return (f"det-every {det_every} changes no still-image AP; against det-every 1 on video "
+            f"(bench_tracking.py, {TRACKING_JSON.relative_to(ROOT)}): " + "; ".join(parts))
+
+
+# --- targets and report ---------------------------------------------------------------------------------
+
+def target(what: str, value: float | None, op: str, goal: float) -> dict:
+    if value is None:
+        return {"what": what, "value": None, "target": f"{op} {goal}", "result": "NOT MEASURED"}
+    ok = value >= goal if op == ">=" else value <= goal
+    return {"what": what, "value": round(value, 2), "target": f"{op} {goal}", "result": "PASS" if ok else "MISS"}
+
+
+def targets(walk: list[Row], street: dict, crops: dict) -> list[dict]:
+    default = next(r for r in walk if r.name == DEFAULT)
+    cost = crops[crops["default"]]
+    return [target("one person: lpn50 default FPS / baseline FPS", default.ratio_vs_baseline, ">=", 2.5),
+            target("street: lpn50 default FPS / baseline FPS", street.get("ratio"), ">=", 1.0),
+            target(f"one more person: marginal cost / batch-1 time ({crops['default']})", cost["marginal"], "<=", 0.5),
+            target("per crop: int8 / fp32 batch-1 time", crops["int8_over_fp32_batch1"], "<=", 0.8)]
+
+
+def print_rows(rows: list[Row]) -> None:
+    print(f"{'pipeline':44} {'precision':15} {'ms/frame':>8} {'median':>7} {'FPS':>6} {'x base':>6} "
+          f"{'detect':>6} {'infer':>6} {'people':>6} {'AP':>6}  detector")
+    for r in rows:
+        ap = "" if r.ap is None else f"{r.ap:.3f}"
+        print(f"{r.name:44} {r.precision:15} {r.ms_mean:8.1f} {r.ms_median:7.1f} {r.fps:6.1f} "
+              f"{r.ratio_vs_baseline:6.2f} {r.stages_ms.get('detect', float('nan')):6.1f} "
+              f"{r.stages_ms.get('infer', float('nan')):6.1f} {r.people_mean:6.1f} {ap:>6}  {r.detector}")
+
+
+def print_street(street: dict) -> None:
+    print(f"\n{STREET.name}, {street['frames']} frames, interleaved; "
+          f"lpn50 default / baseline FPS = {street['ratio']:.2f}")
+    print_rows([Row(**r) for r in street["rows"]])
+    for name, table in street["people"].items():
+        fit = table["fit"]
+        print(f"{name}: ms/frame = {fit['ms_fixed']} + {fit['ms_per_person']} x people (least squares)")
+    print(f"{'people/frame':>12} {'frames':>6} {'ms/frame':>9} {'ms/person':>9}   ({DEFAULT})")
+    for b in street["people"][DEFAULT]["bins"]:
+        print(f"{b['people']:>12} {b['frames']:6d} {b['ms_median']:9.1f} {b['ms_per_person']:9.1f}")
+
+
+def print_crops(crops: dict) -> None:
+    print(f"\nper crop ({crops['crop_wh'][0]}x{crops['crop_wh'][1]} crops, median of {crops['calls']} calls, "
+          f"lpn50 default runs {crops['default']}):")
+    print(f"{'precision':9} " + " ".join(f"{'batch ' + str(b):>9}" for b in BATCHES) + "  ms/extra crop  marginal")
+    for label in ("fp32", "int8"):
+        c = crops[label]
+        print(f"{label:9} " + " ".join(f"{c['ms'][b]:9.2f}" for b in BATCHES)
+              + f"  {c['ms_per_extra_crop']:13.2f}  {c['marginal']:8.2f}")
+    print(f"int8 / fp32 at batch 1: {crops['int8_over_fp32_batch1']:.2f}")
+
+
+def print_ap(ap: dict[str, dict[str, float]], data: Path) -> None:
+    print(f"\nkeypoint AP, {data.name}, ground-truth boxes, flip test off (not timed):")
+    for key, stats in ap.items():
+        print(f"  {key:40} " + "  ".join(f"{k} {stats[k]:.3f}" for k in AP_STATS))
+
+
+def print_targets(rows: list[dict]) -> None:
+    print("\ntargets (issue 10):")
+    for t in rows:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        print(f"  {t['what']:58} {value:>6}  target {t['target']:7}  {t['result']}")
+
+
+def estimator_notes(estimators: dict[tuple[str, str], PoseEstimator]) -> dict[str, dict[str, str]]:
+    return {f"{m} {p}": {"ran": e.precision, "note": e.precision_note, "weights": e.weights_label}
+            for (m, p), e in estimators.items()}
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=60, help="timed frames of the walking video (every config)")
     parser.add_argument("--street-frames", type=int, default=40, help="timed frames of the street video")
-    parser.add_argument("--models", nargs="+", default=list_models())
+    parser.add_argument("--crop-calls", type=int, default=20, help="timed calls per batch size and precision")
+    parser.add_argument("--data", type=Path, default=COCO_VAL, help="COCO folder for the AP")
+    parser.add_argument("--no-ap", action="store_true", help="skip the AP evaluations")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def measure(args: argparse.Namespace) -> dict:
+    """Sections 1-3 (timed), then section 4 (AP, not timed)."""
+    started = time.perf_counter()
+    walk = read_frames(WALK, args.frames + WARMUP)
+    street = read_frames(STREET, args.street_frames + WARMUP) if args.street_frames > 0 else []
+    configs = walk_configs()
+    settings = [s for _, s in configs]
+    estimators, detectors = build_estimators(settings), build_detectors(settings)
+    for key, note in estimator_notes(estimators).items():
+        print(f"{key}: runs {note['ran']} ({note['note']}), weights {note['weights']}", file=sys.stderr)
+    baseline = baseline_runner()
+    walk_runners: list[Runner] = [baseline, *lpn_runners(configs, estimators, detectors, video_fps(WALK))]
+    walk_rows = summarise(walk_runners, run_interleaved(walk_runners, walk, "walk"))
+    street_result = street_section([baseline, *lpn_runners(configs[:1], estimators, detectors, video_fps(STREET))],
+                                   street) if street else {}
+    crops = crop_section(estimators, street or walk, detectors[None], args.crop_calls)
+    timed_s = time.perf_counter() - started
+    ap = {} if args.no_ap else ap_section(estimators, args.data)
+    for runner, r in zip(walk_runners, walk_rows):
+        r.ap = ap.get(runner.ap_key, {}).get("AP")
+    return {"frames": args.frames, "warmup": WARMUP, "estimators": estimator_notes(estimators),
+            "walk": walk_rows, "street": street_result, "crops": crops, "ap": ap,
+            "ap_protocol": f"{args.data.name}, GT boxes, flip test off" if ap else None,
+            "targets": targets(walk_rows, street_result, crops), "seconds_before_ap": round(timed_s, 1)}
+
+
+def report(result: dict, info: dict, data: Path) -> None:
+    print(f"\n{WALK.name}, {result['frames']} frames per config after {WARMUP} warm-up, interleaved; "
+          f"{info['cpu']}, {info['cores']} threads; LPN: bundled project-trained weights")
+    print_rows(result["walk"])
+    print(tracking_note(PipelineSettings().det_every))
+    if result["street"]:
+        print_street(result["street"])
+    print_crops(result["crops"])
+    if result["ap"]:
+        print_ap(result["ap"], data)
+    print_targets(result["targets"])
+
+
+def main() -> int:
+    args = parse_args()
     threads = cpu_threads()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     info = machine()
     started = time.perf_counter()
-    walk = read_frames(WALK, args.frames + WARMUP)
-    street = read_frames(STREET, args.street_frames + WARMUP) if args.street_frames > 0 else []
-    detector = YoloDetector(DETECTOR, conf=0.3, iou=0.5)
-
-    from ultralytics import YOLO
-
-    runners: list = [YoloPoseRunner("YOLOv8n-pose INT8 OpenVINO (one-stage)", YOLO(str(POSE_INT8), task="pose")),
-                     YoloPoseRunner("YOLOv8n-pose fp32 torch, random init (one-stage)",
-                                    YOLO("yolov8n-pose.yaml", task="pose"))]
-    for model in args.models:
-        estimator = build_estimator(model, "untrained", threads=threads)
-        for det_every in (1, 5):
-            for flip in (False, True):
-                settings = PipelineSettings(model=model, weights="untrained", det_every=det_every, flip_test=flip)
-                runners.append(LpnRunner(f"{model} det-every {det_every} flip {'on' if flip else 'off'}",
-                                         Pipeline(settings, estimator, detector)))
-    print(f"walk: {len(runners)} configurations interleaved over {len(walk)} frames", file=sys.stderr, flush=True)
-    rows = run_interleaved(runners, walk)
-    int8 = rows[0]
-    street_result = {}
-    if street:
-        model = args.models[0]
-        lpn = LpnRunner("street", Pipeline(PipelineSettings(model=model, weights="untrained"),
-                                           build_estimator(model, "untrained", threads=threads), detector), fps=50.0)
-        totals, people, stages = [], [], {}
-        print(f"street: {len(street)} frames", file=sys.stderr, flush=True)
-        for i, frame in enumerate(street):
-            ms, count, per_stage = lpn.step(frame, i)
-            if i >= WARMUP:
-                totals.append(ms)
-                people.append(count)
-                for stage, value in per_stage.items():
-                    stages.setdefault(stage, []).append(value)
-        bins, fit = people_table(totals, people)
-        street_result = {"model": model, "frames": len(totals), "det_every": 1, "flip_test": False, "max_people": 20,
-                         "ms_mean": round(statistics.fmean(totals), 1), "people_mean": round(float(np.mean(people)), 1),
-                         "stages_ms": {k: round(statistics.fmean(v), 1) for k, v in stages.items()},
-                         "bins": bins, "fit": fit}
-    for r in rows:
-        r.ratio_vs_int8_pose = round(r.fps / int8.fps, 2)
-
-    print(f"\nwalk_away_720p.mp4, {args.frames} frames per config after {WARMUP} warm-up; {info['cpu']}, "
-          f"{threads} threads; LPN weights UNTRAINED (cost only)")
-    print(f"{'pipeline':50} {'ms/frame':>8} {'median':>7} {'FPS':>6} {'x INT8 pose':>11} {'people':>6}  stages (mean ms)")
-    for r in rows:
-        stages = " ".join(f"{k} {v:.1f}" for k, v in r.stages_ms.items())
-        print(f"{r.name:50} {r.ms_mean:8.1f} {r.ms_median:7.1f} {r.fps:6.1f} {r.ratio_vs_int8_pose:11.2f} "
-              f"{r.people_mean:6.1f}  {stages}")
-    if street_result:
-        print(f"\nopenpose_street_multi_person_720p.avi, {street_result['model']}, det-every 1, flip off, "
-              f"{street_result['frames']} frames: mean {street_result['ms_mean']} ms/frame, "
-              f"{street_result['people_mean']} people/frame; stages (mean ms): "
-              + " ".join(f"{k} {v}" for k, v in street_result["stages_ms"].items()))
-        print(f"{'people/frame':>12} {'frames':>6} {'ms/frame':>9} {'ms/person':>9}")
-        for b in street_result["bins"]:
-            print(f"{b['people']:>12} {b['frames']:6d} {b['ms_median']:9.1f} {b['ms_per_person']:9.1f}")
-        fit = street_result["fit"]
-        print(f"least squares: ms/frame = {fit['ms_fixed']} + {fit['ms_per_person']} x people")
+    result = measure(args)
+    report(result, info, args.data)
     elapsed = time.perf_counter() - started
-    print(f"\nbenchmark took {elapsed / 60:.1f} min")
+    print(f"\nbenchmark took {elapsed / 60:.1f} min ({result['seconds_before_ap'] / 60:.1f} min of it before the AP)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "machine": info, "frames": args.frames,
-                               "warmup": WARMUP, "untrained": True, "walk": [asdict(r) for r in rows],
-                               "street": street_result, "seconds": round(elapsed, 1),
-                               "load_avg_end": os.getloadavg()}, indent=1))
+    result["walk"] = [asdict(r) for r in result["walk"]]
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "machine": info, **result,
+                               "seconds": round(elapsed, 1), "load_avg_end": os.getloadavg()}, indent=1))
     print(f"wrote {out}")
     return 0
 
