@@ -30,6 +30,7 @@ PRECISIONS = {"auto": "Auto (INT8 where faster)", "fp32": "fp32", "int8": "INT8"
 RUNNING = {"onnx": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime INT8", "torch": "PyTorch"}  # backend.name
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 JOIN_MS = 3000
+MAX_PAINT_HZ = 30  # frames processed faster than this are counted, recorded and exported, but not all painted
 OUTPUT_LABELS = {"record": ("Record MP4", "Stop recording"), "json": ("Export keypoints JSON", "Stop JSON export")}
 
 
@@ -82,6 +83,10 @@ class MainWindow(QMainWindow):
         self.inference = InferenceWorker(self._channel, DrawOptions(self.state.kpt_thr, self.state.show_boxes,
                                                                     self.state.show_ids))
         self.inference.frame_ready.connect(self._on_frame_ready)
+        self._last_paint_s = 0.0
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setSingleShot(True)
+        self._paint_timer.timeout.connect(self._on_frame_ready)
         self.inference.model_ready.connect(self._on_model_ready)
         self.inference.failed.connect(self._on_inference_failed)
         self.inference.warned.connect(self.show_warning)
@@ -476,9 +481,15 @@ class MainWindow(QMainWindow):
 
     # --- frames --------------------------------------------------------------------------------------
     def _on_frame_ready(self) -> None:
+        wait_s = self._last_paint_s + 1.0 / MAX_PAINT_HZ - time.monotonic()
+        if wait_s > 0:  # painted a moment ago: paint the newest frame when the interval is over
+            if not self._paint_timer.isActive():
+                self._paint_timer.start(max(1, int(wait_s * 1000)))
+            return
         rendered = self.inference.display.take(0.0)
         if rendered is None:  # an earlier call already painted the newest frame
             return
+        self._last_paint_s = time.monotonic()
         self.last_rendered = rendered
         self.view.show_frame(rendered.image)
         self.frames_shown += 1

@@ -152,6 +152,20 @@ def test_process_every_frame_drops_none(qtbot, make_window) -> None:
     assert window.progress.value() == last + 1
 
 
+def test_paints_at_most_max_paint_hz_but_processes_every_frame(qtbot, make_window) -> None:
+    """Painting a 720p frame costs the GUI thread milliseconds; beyond MAX_PAINT_HZ it only steals cores."""
+    from app.main_window import MAX_PAINT_HZ
+
+    window = make_window(str(shared_path(WALK)))
+    window.process_all_check.setChecked(True)
+    wait_frames(qtbot, window, 3)
+    shown, processed, start = window.frames_shown, window.inference.frames_processed, time.monotonic()
+    qtbot.wait(3000)
+    elapsed = time.monotonic() - start
+    assert (window.frames_shown - shown) / elapsed <= MAX_PAINT_HZ * 1.2
+    assert window.inference.frames_processed - processed >= window.frames_shown - shown
+
+
 def test_a_model_that_cannot_load_leaves_the_running_one(qtbot, make_window, tmp_path, monkeypatch) -> None:
     import torch
 
