@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from lpn_core import package_version
-from lpn_core.backends import cpu_threads
+from lpn_core.backends import cpu_threads, limit_malloc_arenas
 from lpn_core.quantize import PRECISIONS
 from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
 from lpn_core.errors import LpnError, OutputError, SourceError
@@ -334,6 +334,7 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, report user errors as one line (exit 2)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics: no per-frame logging
+    limit_malloc_arenas()  # before the worker threads exist: RSS stays flat over hours (RELIABILITY.md)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

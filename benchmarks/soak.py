@@ -42,7 +42,7 @@ import torch  # noqa: E402
 
 from benchmarks.soak_probe import (Every, Sample, app_threads, format_summary, summarize,  # noqa: E402
                                    take_sample, write_csv)
-from lpn_core.backends import cpu_threads  # noqa: E402
+from lpn_core.backends import cpu_threads, limit_malloc_arenas  # noqa: E402
 from lpn_core.draw import draw_poses, draw_stats  # noqa: E402
 from lpn_core.errors import LpnError, SourceError  # noqa: E402
 from lpn_core.model import list_models  # noqa: E402
@@ -223,9 +223,13 @@ class WindowSoak:
         start = MODEL_CYCLE.index(first) if first in MODEL_CYCLE else 0
         self.models = MODEL_CYCLE[start:] + MODEL_CYCLE[:start]
         self.phase, self.switches, self.recordings = 0, 0, 0
-        self._frames0, self._started = window.frames_shown, time.monotonic()
+        self._frames0, self._started = self.processed(), time.monotonic()
         self.samples: list[Sample] = [self.sample()]
         self.set_recording(True)
+
+    def processed(self) -> int:
+        """Frames the window's pipeline processed (it paints at most MAX_PAINT_HZ of them)."""
+        return self.window.inference.frames_processed
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -241,7 +245,7 @@ class WindowSoak:
         return self.window.loader.busy or rendered is None or rendered.model != self.window.model_combo.currentData()
 
     def sample(self) -> Sample:
-        return take_sample(self.elapsed(), self.window.frames_shown - self._frames0, self.label(), self.busy(),
+        return take_sample(self.elapsed(), self.processed() - self._frames0, self.label(), self.busy(),
                            trim=self.trim)
 
     def switch_model(self, model: str) -> None:
@@ -268,7 +272,7 @@ class WindowSoak:
             self.set_recording(True)
         elif self.window.inference.recording and now - phase * self.switch_s >= self.switch_s / 2:
             self.set_recording(False)
-        if self.sample_every.due(self.window.frames_shown - self._frames0, now):
+        if self.sample_every.due(self.processed() - self._frames0, now):
             self.samples.append(self.sample())
             return self.samples[-1]
         return None
@@ -340,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "where model switches leave freed memory with the allocator; off in pipeline mode)")
     parser.add_argument("--live", action="store_true",
                         help="window: play the video at its own speed instead of processing every frame")
+    parser.add_argument("--malloc-arenas", type=int, default=2,
+                        help="cap glibc's malloc arenas as lpn-pose does (default 2; 0 = glibc's default)")
     return parser
 
 
@@ -356,6 +362,8 @@ def print_sample(sample: Sample, previous: list[Sample]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.malloc_arenas:
+        limit_malloc_arenas(args.malloc_arenas)  # as lpn_pose_cli.main does
     args.minutes = args.minutes or (30.0 if args.mode == "pipeline" else 15.0)
     args.threads = args.threads or cpu_threads()
     torch.set_num_threads(args.threads)  # as the entry points do

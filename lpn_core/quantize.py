@@ -36,8 +36,8 @@ def calibration_crops(input_size: tuple[int, int], folder: Path | None = None) -
     files = sorted(Path(folder).glob("*.jpg"))
     images = [image for image in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if image is not None]
     if not images:
-        raise WeightsError(f"no INT8 calibration crops in '{folder}': restore them with `git checkout "
-                           f"assets/calibration` or use --precision fp32")
+        raise WeightsError(f"no INT8 calibration crops in '{folder}': reinstall LPN Pose (in a checkout: "
+                           f"git checkout -- {folder}) or use --precision fp32")
     height, width = input_size
     resized = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images]
     return transforms.normalize(np.stack(resized))

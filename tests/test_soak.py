@@ -156,3 +156,18 @@ def test_window_soak_switch_and_recording_leave_no_thread_behind(qtbot, tmp_path
     del window, driver
     gc.collect()
     qtbot.waitUntil(lambda: app_threads() <= before, timeout=10000)
+
+
+def test_the_entry_point_caps_malloc_arenas_before_anything_runs(monkeypatch) -> None:
+    """lpn_pose_cli.main caps glibc's arenas first (model switches on loader threads otherwise leave the
+    window's RSS drifting, docs/RELIABILITY.md); the cap itself takes on this glibc."""
+    import lpn_pose_cli
+    from lpn_core import backends
+
+    calls = []
+    monkeypatch.setattr(lpn_pose_cli, "limit_malloc_arenas", lambda arenas=2: calls.append(arenas) or True)
+    monkeypatch.setattr(lpn_pose_cli, "build_parser", lambda: (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(SystemExit):
+        lpn_pose_cli.main([])
+    assert calls == [2]
+    assert backends.limit_malloc_arenas(2) is True  # Linux with glibc, like every machine of this project
