@@ -47,7 +47,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     glibc gives threads that allocate their own heap arena, up to 8 per core; model builds on short-lived
     loader threads and ONNX Runtime's thread pools then leave freed memory spread over arenas that never
     shrink together, and a long-running window's RSS drifts upward with each model switch
-    (docs/RELIABILITY.md, "Soak"). Two arenas keep it flat at no measurable cost on a small CPU.
+    (docs/RELIABILITY.md, "Soak"). Two arenas keep it flat.
     Returns False where this is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
