@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QF
 from lpn_core.errors import LpnError
 from lpn_core.model import list_models
 from lpn_core.pipeline import PipelineSettings
+from lpn_core.quantize import BACKEND_PRECISION
 from lpn_core.stream import json_header, unique_path
 
 from . import settings as store_mod
@@ -592,7 +593,7 @@ class MainWindow(QMainWindow):
                            detector=self.settings.detector, source=info.name if info else None,
                            fps=info.fps if info else None, size=info.size if info else None,
                            weights_label=self._weights_label or None,
-                           precision={"onnx": "fp32", "onnx-int8": "int8"}.get(self._running_name, None))
+                           precision=BACKEND_PRECISION.get(self._running_name))
 
     def stop_json(self) -> Path | None:
         path = self.inference.stop_json()

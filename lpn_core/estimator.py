@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codec, transforms
-from . import quantize
+from . import codec, quantize, transforms
 from .backends import BACKENDS, Backend, OrtBackend, TorchBackend, save_onnx
 from .errors import LpnError, OutputError
 from .model import LPN, create_model
@@ -106,7 +105,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
         runner, note = onnx_runner(net, model, info, threads, spinning, precision)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
                          input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
-                         precision="int8" if runner.name == "onnx-int8" else "fp32", precision_note=note)
+                         precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,
@@ -120,7 +119,7 @@ def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, sp
     int8 = int8_backend(net, model, info, threads, spinning)
     if precision == "int8":
         return int8, "INT8"
-    ratio = quantize.speed_ratio(fp32, int8, quantize.calibration_crops(info.input_size)[:1])
+    ratio = quantize.speed_ratio(fp32, int8, quantize.calibration_crops(info.input_size, limit=1))
     if ratio < AUTO_INT8_MAX_RATIO:
         return int8, f"INT8, {1 / ratio:.1f}x fp32 here, AP {-info.int8_ap_drop:+.3f}"
     return fp32, f"fp32: INT8 not faster on this CPU ({ratio:.2f}x the time)"

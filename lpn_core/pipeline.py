@@ -161,19 +161,17 @@ class Pipeline:
         return self._carried
 
     def _boxes_overlapped(self, frame: np.ndarray) -> Detections:
-        """Like ``_boxes``, but a detection runs on a worker thread beside this frame's LPN and serves the
-        next frame (one frame old, like carried boxes). Only the very first frame, or one after everyone
-        was lost, waits for the detector."""
-        crowd = self._carried is not None and len(self._carried) > self.settings.carry_max_people
-        weak, pending, self._pending = self._carried_weak, self._pending, None
+        """Like ``_boxes``, but when a detection is due it runs on a worker thread beside this frame's LPN
+        and serves the next frame (one frame old, like carried boxes). Only the very first frame, or one
+        after everyone was lost, waits for the detector."""
+        pending, self._pending = self._pending, None
+        if pending is None and (self._carried is None or len(self._carried) == 0):
+            return self._boxes(frame)  # nothing to carry: detect now
         if pending is not None:
             found, self._since_detect = pending.result(), 1
-        elif self._carried is None or len(self._carried) == 0:
-            self._since_detect = 1
-            return self.detector(frame)
         else:
             found, self._since_detect = self._carried, self._since_detect + 1
-        if crowd or (weak and pending is None) or self._since_detect >= max(1, self.settings.det_every):
+        if self._should_detect():  # for the next frame
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-detect")
             self._pending = self._pool.submit(self.detector, frame)

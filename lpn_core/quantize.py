@@ -4,7 +4,7 @@ Calibrated on the bundled person crops in ``assets/calibration/`` (CC0 photos, `
 train.calibration_set``), never on the validation set. The INT8 file is made once from the cached fp32
 export (a few seconds) and kept beside it. ``--precision auto`` runs INT8 only where both hold: the
 weights' INT8 AP is recorded within ``MAX_AP_DROP`` of their fp32 AP (the bundled manifest's ``ap_int8``),
-and INT8 measures faster than fp32 on this CPU, timed at load (``faster``).
+and INT8 measures faster than fp32 on this CPU, timed at load (``speed_ratio``).
 """
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ CALIBRATION_DIR: Final = asset_path("calibration")
 CROP_SIZE: Final = (256, 192)  # (H, W) of the stored crops; resized to the weights' input size
 SOURCES: Final = "SOURCES.tsv"
 VNNI_FLAGS: Final = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+BACKEND_PRECISION: Final = {"onnx": "fp32", "onnx-int8": "int8", "torch": "fp32"}  # Backend.name -> arithmetic
 
 
-def calibration_crops(input_size: tuple[int, int], folder: Path | None = None) -> np.ndarray:
-    """Normalised crops (N, 3, H, W) for ``input_size`` (H, W) from the bundled calibration JPEGs."""
+def calibration_crops(input_size: tuple[int, int], folder: Path | None = None, limit: int | None = None) -> np.ndarray:
+    """Normalised crops (N, 3, H, W) for ``input_size`` (H, W) from the bundled calibration JPEGs (the
+    first ``limit`` of them)."""
     folder = folder or CALIBRATION_DIR
-    files = sorted(Path(folder).glob("*.jpg"))
+    files = sorted(Path(folder).glob("*.jpg"))[:limit]
     images = [image for image in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if image is not None]
     if not images:
         raise WeightsError(f"no INT8 calibration crops in '{folder}': reinstall LPN Pose (in a checkout: "

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from lpn_core.errors import LpnError
-from lpn_core.estimator import build_estimator
+from lpn_core.estimator import PoseEstimator, build_estimator
 from lpn_core.model import check_model_name
 from lpn_core.weights import BUNDLED_DIR, MANIFEST, file_sha256, read_state_dict
 
@@ -30,14 +30,18 @@ from .data import load_coco, resolve_folder
 from .evaluate import eval_boxes, evaluate, make_estimator, parse_size
 
 
-def val_ap(model: str, weights: Path, input_size: tuple[int, int], val_dir: str) -> float:
-    """Keypoint AP on ``val_dir`` with ground-truth boxes and the flip test."""
+def gt_box_ap(estimator: PoseEstimator, val_dir: str) -> float:
+    """Keypoint AP of ``estimator`` on ``val_dir`` with ground-truth boxes (its own flip setting)."""
     split = resolve_folder(val_dir, "val")
     coco = load_coco(split.ann)
     instances, ids = eval_boxes(split, coco, None)
-    estimator = make_estimator(model, str(weights), input_size, "torch", "cpu", flip_test=True)
     with contextlib.redirect_stdout(io.StringIO()):
         return float(evaluate(estimator, coco, instances, image_ids=ids).stats["AP"])
+
+
+def val_ap(model: str, weights: Path, input_size: tuple[int, int], val_dir: str) -> float:
+    """Keypoint AP on ``val_dir`` with ground-truth boxes and the flip test."""
+    return gt_box_ap(make_estimator(model, str(weights), input_size, "torch", "cpu", flip_test=True), val_dir)
 
 
 def int8_ap(model: str, val_dir: str, out_dir: Path = BUNDLED_DIR) -> dict:
@@ -45,14 +49,9 @@ def int8_ap(model: str, val_dir: str, out_dir: Path = BUNDLED_DIR) -> dict:
     entries = json.loads((out_dir / MANIFEST).read_text())
     if model not in entries:
         raise LpnError(f"no bundled {model} in '{out_dir / MANIFEST}': ship it first")
-    split = resolve_folder(val_dir, "val")
-    coco = load_coco(split.ann)
-    instances, ids = eval_boxes(split, coco, None)
     estimator = build_estimator(model, str(out_dir / entries[model]["file"]), flip_test=True, download=False,
                                 precision="int8")
-    with contextlib.redirect_stdout(io.StringIO()):
-        ap = float(evaluate(estimator, coco, instances, image_ids=ids).stats["AP"])
-    entry = {**entries[model], "ap_int8": round(ap, 4)}
+    entry = {**entries[model], "ap_int8": round(gt_box_ap(estimator, val_dir), 4)}
     update_manifest(out_dir, model, entry)
     return entry
 
