@@ -26,17 +26,20 @@ FLIP_PERM: Final = flip_permutation()
 
 
 def encode(joints: np.ndarray, visible: np.ndarray, heatmap_size: tuple[int, int] = (64, 48),
-           stride: float = 4.0, sigma: float = SIGMA) -> tuple[np.ndarray, np.ndarray]:
+           stride: float = 4.0, sigma: float = SIGMA, unbiased: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian targets with target weights, as HRNet's ``generate_target`` (LPN_SPEC §4.5).
 
     joints: (..., K, 2) in input-image pixels; visible: (..., K) > 0 where labelled.
-    Returns heatmaps (..., K, H, W) float32 (peak 1 at the integer-rounded centre, 13x13 window)
-    and weights (..., K) float32 (0 for unlabelled joints or windows entirely off the map).
+    Returns heatmaps (..., K, H, W) float32 and weights (..., K) float32 (0 for unlabelled joints or
+    windows entirely off the map). The Gaussian (6 sigma + 1 window) peaks at the integer-rounded
+    centre, as HRNet, or with ``unbiased`` at the exact sub-pixel centre x / stride, the unbiased
+    encoding of DARK (Zhang et al., CVPR 2020, https://arxiv.org/abs/1910.06278, Sec. 3.2).
     """
     height, width = heatmap_size
     radius = 3 * sigma
-    # int(x / stride + 0.5) truncates toward zero, as the reference does.
-    mu = np.trunc(np.asarray(joints, np.float64) / stride + 0.5)
+    mu = np.asarray(joints, np.float64) / stride
+    if not unbiased:  # int(x / stride + 0.5) truncates toward zero, as the reference does
+        mu = np.trunc(mu + 0.5)
     mu_x, mu_y = mu[..., 0], mu[..., 1]
     off_map = (mu_x - radius >= width) | (mu_y - radius >= height) | (mu_x + radius + 1 < 0) | (mu_y + radius + 1 < 0)
     weights = ((np.asarray(visible) > 0) & ~off_map).astype(np.float32)
@@ -54,16 +57,27 @@ def flip_back(heatmaps: np.ndarray, perm: np.ndarray = FLIP_PERM) -> np.ndarray:
     return heatmaps[:, perm, :, ::-1]
 
 
-def flip_merge(heatmaps: np.ndarray, flipped_heatmaps: np.ndarray, shift: bool = True,
+UNBIASED_FLIP_SHIFT: Final = 0.75
+"""Flip-test shift for unbiased targets. Mirroring a crop of width W maps x to W - 1 - x, i.e. heatmap
+column x / 4 to (W - 1 - x) / 4; flipping the heatmap back maps it to W / 4 - 1 - (W - 1 - x) / 4 =
+x / 4 - 3 / 4, so the flipped-back map sits 0.75 px left of the direct one (stride 4). The paper's 1 px
+(LPN_SPEC §3) is that shift rounded, right for integer-rounded targets."""
+
+
+def flip_merge(heatmaps: np.ndarray, flipped_heatmaps: np.ndarray, shift: bool | float = True,
                perm: np.ndarray = FLIP_PERM) -> np.ndarray:
     """Average the heatmaps of a crop and of its mirror image (LPN_SPEC §3 steps 2-3).
 
     ``flipped_heatmaps`` is the network output for the mirrored crop. It is flipped back, and with
-    ``shift`` moved right by 1 px (column j takes column j-1, column 0 keeps its value).
+    ``shift`` moved right by 1 px (column j takes column j-1, column 0 keeps its value), or by a
+    fraction of a pixel (linear interpolation between the two columns) when ``shift`` is a float.
     """
     back = flip_back(flipped_heatmaps, perm).copy()
-    if shift:
-        back[..., 1:] = back[..., :-1].copy()
+    amount = float(shift)
+    if amount:
+        moved = back.copy()
+        moved[..., 1:] = (1.0 - amount) * back[..., 1:] + amount * back[..., :-1]
+        back = moved
     return (heatmaps + back) * 0.5
 
 

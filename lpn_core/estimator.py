@@ -41,6 +41,7 @@ class PoseEstimator:
     weights_label: str = ""  # "official", "project-trained, AP 0.xx", "file x.pth", "UNTRAINED"
     precision: str = "fp32"  # what runs: fp32 | int8
     precision_note: str = ""  # why, for the status bar: "INT8, 2.4x fp32 here", "fp32: INT8 not faster here"
+    flip_shift: float = 1.0  # flip-test shift in heatmap px: 1 (paper) or 0.75 for unbiased targets (codec)
     times: EstimateTimes = field(default_factory=EstimateTimes)
 
     def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ class PoseEstimator:
         if not self.flip_test:
             return self.backend(crops)
         both = self.backend(np.concatenate([crops, crops[..., ::-1]], axis=0))
-        return codec.flip_merge(both[: len(crops)], both[len(crops):])
+        return codec.flip_merge(both[: len(crops)], both[len(crops):], shift=self.flip_shift)
 
 
 def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = None, backend: str = "onnx",
@@ -105,7 +106,8 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
         runner, note = onnx_runner(net, model, info, threads, spinning, precision)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
                          input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
-                         precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note)
+                         precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note,
+                         flip_shift=info.flip_shift)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,

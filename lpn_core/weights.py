@@ -64,6 +64,7 @@ class BundledWeights:
     input_size: tuple[int, int]  # (H, W) it was trained at; LPN is fully convolutional
     ap: float  # keypoint AP on coco_val2017 (GT boxes, flip test): the model card's number
     ap_int8: float | None = None  # the same AP after ONNX Runtime INT8 quantization (lpn_core.quantize)
+    flip_shift: float = 1.0  # flip-test shift its targets call for (codec.UNBIASED_FLIP_SHIFT if unbiased)
 
     @property
     def path(self) -> Path:
@@ -79,6 +80,7 @@ class WeightsInfo:
     input_size: tuple[int, int]  # (H, W) crops to feed
     label: str  # e.g. "official", "project-trained, AP 0.31", "file lpn50.pth", "UNTRAINED"
     int8_ap_drop: float | None = None  # AP lost to INT8, where measured (bundled files)
+    flip_shift: float = 1.0  # flip-test shift in heatmap px (the manifest's, else the paper's 1)
 
 
 def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeights | None:
@@ -96,7 +98,8 @@ def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeigh
             return None
         return BundledWeights(model, str(entry["file"]), str(entry["sha256"]),
                               (int(entry["input_size"][0]), int(entry["input_size"][1])), float(entry["ap"]),
-                              None if entry.get("ap_int8") is None else float(entry["ap_int8"]))
+                              None if entry.get("ap_int8") is None else float(entry["ap_int8"]),
+                              float(entry.get("flip_shift", 1.0)))
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise WeightsError(f"'{manifest}' is damaged ({type(exc).__name__}); restore it with "
                            f"`git checkout assets/weights` or reinstall LPN Pose") from exc
@@ -133,7 +136,8 @@ def describe_weights(model: str, path: Path | None) -> WeightsInfo:
                               or path.name != WEIGHTS[model].filename and path.is_file()
                               and file_sha256(path) == entry.sha256):  # the bundled file or a copy of it
         drop = None if entry.ap_int8 is None else round(entry.ap - entry.ap_int8, 4)
-        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}", drop)
+        return WeightsInfo(path, "project", entry.input_size, f"project-trained, AP {entry.ap:.2f}", drop,
+                           entry.flip_shift)
     if path.name == WEIGHTS[model].filename:
         return WeightsInfo(path, "official", spec_size, "official")
     return WeightsInfo(path, "file", spec_size, f"file {path.name}")

@@ -77,6 +77,65 @@ def ab_steps(model: torch.nn.Module, args: argparse.Namespace, h: int, w: int) -
     return 0
 
 
+LOOP_VARIANTS = {
+    # name: (crop sizes, DataLoader workers, cached images, torch.compile, channels_last)
+    "shipped (128x96, 1 worker, read every sample)": (("128x96",), 1, False, False, False),
+    "128x96, cached, 0 workers": (("128x96",), 0, True, False, False),
+    "64x48, cached, 0 workers": (("64x48",), 0, True, False, False),
+    "mixed 64x48/128x96, cached": (("64x48", "128x96"), 0, True, False, False),
+    "128x96, cached, channels_last": (("128x96",), 0, True, False, True),
+    "128x96, cached, torch.compile": (("128x96",), 0, True, True, False),
+}
+
+
+def loop_variant(name: str, instances, args: argparse.Namespace):
+    """(step, batch iterator) of one LOOP_VARIANTS entry: its own model copy, optimizer and loader."""
+    from .data import Targets
+    from .sizes import parse_sizes
+
+    sizes, workers, cached, compiled, channels_last = LOOP_VARIANTS[name]
+    torch.manual_seed(0)
+    model = create_model(args.model).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, TrainConfig())
+    net = torch.compile(model) if compiled else model
+    parsed = parse_sizes(sizes)
+    dataset = CocoKeypoints(instances, parsed[-1], Augment(), 0, Targets(unbiased=True), parsed, cache=cached)
+    if cached:
+        for path in sorted(set(instances.image_paths)):
+            dataset.cache.get(path)  # steady state: every image decoded once already
+    config = TrainConfig(batch_size=args.batch_size, workers=workers, mixed_sizes=list(sizes) if len(sizes) > 1 else [])
+    loader = build_loader(dataset, config, Runtime(torch.device("cpu")), epoch=0)
+    return step_fn(net, optimizer, channels_last, bf16=True), iter(loader)
+
+
+def loop_ab(args: argparse.Namespace) -> int:
+    """The real training loop (DataLoader + bf16 step) of each LOOP_VARIANTS entry, in interleaved blocks of
+    ``--iters`` steps so that every variant sees the same load; prints the median samples/s per block."""
+    from .data import Instances
+
+    parts = [load_instances(resolve_folder(d, "train")) for d in args.data.split(",")]
+    instances = Instances.concat(parts)
+    instances = instances.subset(np.random.default_rng(0).permutation(len(instances))[:args.loop_people])
+    variants = {name: loop_variant(name, instances, args) for name in LOOP_VARIANTS}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for block in range(args.warmup + args.blocks):
+        for name, (step, batches) in variants.items():
+            count, start = 0, time.perf_counter()
+            for _ in range(args.iters):
+                images, targets, weights = next(batches)
+                step(images, targets, weights)
+                count += len(images)
+            if block >= args.warmup:
+                rates[name].append(count / (time.perf_counter() - start))
+    base = float(np.median(rates[next(iter(rates))]))
+    for name, values in rates.items():
+        rate = float(np.median(values))
+        print(f"{name:>48}: {rate:6.1f} samples/s  x{rate / base:.2f}  (median of {len(values)} blocks of {args.iters} steps)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lpn50", choices=list_models())
@@ -92,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush-denormals", action="store_true", help="torch.set_flush_denormal(True) (measured: no gain)")
     p.add_argument("--data", help="COCO folder for the end-to-end and loader timings")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--loop-ab", action="store_true",
+                   help="interleave the real training loop of several set-ups (needs --data DIR[,DIR...]); see LOOP_VARIANTS")
+    p.add_argument("--blocks", type=int, default=3, help="--loop-ab: timed blocks per set-up")
+    p.add_argument("--loop-people", type=int, default=1500, help="--loop-ab: people drawn from --data")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads or cpu_threads())
     torch.set_flush_denormal(args.flush_denormals)
@@ -106,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
           f"channels_last {args.channels_last}, flush denormals {args.flush_denormals}, {platform.processor() or platform.machine()}", flush=True)
     if args.ab or args.ab_bf16:
         return ab_steps(model, args, h, w)
+    if args.loop_ab:
+        return loop_ab(args)
     synthetic = [(torch.randn(args.batch_size, 3, h, w), torch.rand(args.batch_size, 17, h // 4, w // 4),
                   torch.ones(args.batch_size, 17))] * (args.warmup + args.iters)
     print(f"compute only (synthetic batches): {time_steps(step, synthetic, args.warmup):.2f} samples/s", flush=True)

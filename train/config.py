@@ -9,8 +9,11 @@ from typing import Any
 
 import yaml
 
+from lpn_core import codec
 from lpn_core.errors import DataError, LpnError
 from lpn_core.model import check_model_name
+
+from .sizes import parse_sizes
 
 
 @dataclass(slots=True)
@@ -25,6 +28,9 @@ class TrainConfig:
     val_images: str = ""
     val_ann: str = ""
     val_boxes: str | None = None  # COCO detection-results json (§4.6); None = ground-truth boxes
+    val2_images: str = ""  # a second validation set (e.g. teacher-labelled photos never trained on)
+    val2_ann: str = ""
+    select_on: str = "val"  # model_best.pth by: val = the first set's AP (HRNet) | mean = mean AP of both
     # augmentation, §4.3
     scale_factor: float = 0.3
     rotation_factor: float = 40.0
@@ -45,6 +51,11 @@ class TrainConfig:
     warmup_steps: int = 0  # linear LR warm-up over the first N optimiser steps of a round
     score_weights: bool = True  # pseudo-labels: joint loss weight = teacher confidence (keypoint_scores)
     init_from: str = ""  # start round 0 from these weights (a state dict, e.g. a smaller input size's best)
+    sigma: float = 2.0  # Gaussian target sigma in heatmap px (§4.5)
+    unbiased_targets: bool = False  # Gaussians centred at the sub-pixel joint (DARK), flip shift 0.75 px
+    mixed_sizes: list[str] = field(default_factory=list)  # e.g. [64x48, 96x72, 128x96]: one drawn per batch
+    mixed_until: int = 0  # epochs before this use mixed_sizes, later ones input_size; 0 = every epoch
+    cache_images: bool = False  # decode each image once and keep it in memory (use with workers: 0)
     # evaluation, §4.6
     flip_test: bool = True
     eval_batch_size: int = 32
@@ -65,6 +76,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/checkpoint-safe dict (tuples as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def flip_shift(self) -> float:
+        """Flip-test shift in heatmap px that the targets call for (lpn_core.codec)."""
+        return codec.UNBIASED_FLIP_SHIFT if self.unbiased_targets else 1.0
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -124,6 +140,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise LpnError(f"config key 'init' must be 'paper' or 'kaiming', got '{config.init}'")
     if config.lr_schedule not in ("step", "cosine"):
         raise LpnError(f"config key 'lr_schedule' must be 'step' or 'cosine', got '{config.lr_schedule}'")
+    if config.select_on not in ("val", "mean"):
+        raise LpnError(f"config key 'select_on' must be 'val' or 'mean', got '{config.select_on}'")
+    if config.sigma <= 0:
+        raise LpnError(f"config key 'sigma' must be > 0, got {config.sigma}")
+    parse_sizes(config.mixed_sizes)
     if len(config.train_images) != len(config.train_ann):
         raise LpnError("train_images and train_ann must have the same length (one json per image folder)")
     return config

@@ -220,15 +220,49 @@ def sample_affine(center: np.ndarray, size: np.ndarray, scale: float, rot: float
     return crop, crop @ mirror
 
 
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """How joints become heatmaps (LPN_SPEC §4.5): Gaussian sigma in heatmap px, rounded or sub-pixel centre."""
+
+    sigma: float = codec.SIGMA
+    unbiased: bool = False  # codec.encode(unbiased=True): the Gaussian peaks at the exact joint position
+
+
+class ImageCache:
+    """Decoded BGR images kept in memory, so each file is read and decoded once per process, not per sample."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, np.ndarray] = {}
+
+    def get(self, path: str) -> np.ndarray | None:
+        image = self.images.get(path)
+        if image is None:
+            image = cv2.imread(path, IMREAD_FLAGS)
+            if image is not None:
+                self.images[path] = image
+        return image
+
+
+SampleKey = int | tuple[int, int]  # instance index, or (instance index, index into the crop sizes)
+
+
 class CocoKeypoints(Dataset):
-    """Training samples: (image (3, H, W) f32, target (17, H/4, W/4) f32, target weight (17,) f32)."""
+    """Training samples: (image (3, H, W) f32, target (17, H/4, W/4) f32, target weight (17,) f32).
+
+    ``dataset[i]`` crops at ``input_size``; ``dataset[i, s]`` at ``sizes[s]`` (the batches of a
+    :class:`train.sizes.SizedBatches` sampler share one size). ``cache`` keeps decoded images in memory.
+    """
 
     def __init__(self, instances: Instances, input_size: tuple[int, int] = (256, 192),
-                 augment: Augment | None = Augment(), seed: int = 0) -> None:
+                 augment: Augment | None = Augment(), seed: int = 0, targets: Targets = Targets(),
+                 sizes: tuple[tuple[int, int], ...] = (), cache: bool = False) -> None:
         self.instances = instances
         self.input_size = input_size  # (H, W)
+        self.sizes = tuple(sizes) or (tuple(input_size),)  # (H, W) of each crop size a batch may use
         self.augment = augment
         self.seed = seed
+        self.targets = targets
+        self.cache = ImageCache() if cache else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -241,13 +275,13 @@ class CocoKeypoints(Dataset):
     def read_image(self, index: int) -> np.ndarray:
         """BGR uint8 image of instance ``index``; one-line DataError if unreadable."""
         path = self.instances.image_paths[index]
-        image = cv2.imread(path, IMREAD_FLAGS)
+        image = self.cache.get(path) if self.cache is not None else cv2.imread(path, IMREAD_FLAGS)
         if image is None:
             raise DataError(f"cannot read image '{path}' (missing or not an image)")
         return image
 
-    def transform(self, index: int, image: np.ndarray, rng: np.random.Generator | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def transform(self, index: int, image: np.ndarray, rng: np.random.Generator | None,
+                  input_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Crop (H, W, 3) uint8, joints (17, 2) in input px, visible (17,), joints' affine (2, 3)."""
         inst = self.instances
         center, size = inst.centers[index], inst.sizes[index]
@@ -255,18 +289,20 @@ class CocoKeypoints(Dataset):
         scale, rot, flip = self.augment.draw(rng) if (self.augment and rng is not None) else (1.0, 0.0, False)
         if flip:
             joints, visible, center = flip_instance(joints, visible, center, image.shape[1])
-        input_wh = (self.input_size[1], self.input_size[0])
-        joint_affine, image_affine = sample_affine(center, size, scale, rot, flip, image.shape[1], input_wh)
-        crop = transforms.warp_crops(image, image_affine[None, :2], input_wh)[0]
+        height, width = input_size or self.input_size
+        joint_affine, image_affine = sample_affine(center, size, scale, rot, flip, image.shape[1], (width, height))
+        crop = transforms.warp_crops(image, image_affine[None, :2], (width, height))[0]
         joints_in = transforms.transform_points(joints[None], joint_affine[None])[0]
         return crop, joints_in, visible, joint_affine
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index, size_index = key if isinstance(key, tuple) else (key, 0)
+        h, w = self.sizes[size_index] if isinstance(key, tuple) else self.input_size
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        crop, joints_in, visible, _ = self.transform(index, self.read_image(index), rng)
-        h, w = self.input_size
+        crop, joints_in, visible, _ = self.transform(index, self.read_image(index), rng, (h, w))
         # stride = input / heatmap size, as HRNet's feat_stride (§4.5)
-        target, weight = codec.encode(joints_in, visible, heatmap_size=(h // 4, w // 4), stride=4.0)
+        target, weight = codec.encode(joints_in, visible, heatmap_size=(h // 4, w // 4), stride=4.0,
+                                      sigma=self.targets.sigma, unbiased=self.targets.unbiased)
         weight = weight * visible.astype(np.float32)  # 1 for ground truth; the teacher's confidence otherwise
         image = transforms.normalize(crop[None])[0]
         return torch.from_numpy(image), torch.from_numpy(target), torch.from_numpy(weight)

@@ -27,6 +27,7 @@ from lpn_core.model import create_model, list_models
 from lpn_core.weights import load_weights, resolve_weights
 
 from .data import IMREAD_FLAGS, CocoSplit, Instances, load_coco, load_instances, resolve_folder
+from .weights_meta import crop_settings
 
 # Standard COCO keypoint sigmas (pycocotools' kpt_oks_sigmas), used by OKS-NMS (§4.6).
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
@@ -234,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", help="image folder (instead of --data)")
     parser.add_argument("--ann", help="person_keypoints json (instead of --data)")
     parser.add_argument("--boxes", help="COCO detection-results json (e.g. the AP-56.4 file); default: ground-truth boxes")
-    parser.add_argument("--input-size", type=parse_size, default=(256, 192), help="crop HxW (default 256x192)")
+    parser.add_argument("--input-size", type=parse_size, default=None,
+                        help="crop HxW (default: what the weights record: manifest, checkpoint or run config; else 256x192)")
+    parser.add_argument("--flip-shift", type=float, default=None,
+                        help="flip-test shift in heatmap px (default: 0.75 for weights trained on unbiased targets, else 1)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
@@ -255,7 +259,7 @@ def build_split(args: argparse.Namespace) -> CocoSplit:
 
 
 def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], backend: str = "torch",
-                   device: str = "cpu", flip_test: bool = True) -> PoseEstimator:
+                   device: str = "cpu", flip_test: bool = True, flip_shift: float = 1.0) -> PoseEstimator:
     """Model with weights (non-strict only for 'untrained') behind a backend, for crops of ``input_size``."""
     path = resolve_weights(model_name, weights, download=False)
     net = create_model(model_name, init=path is None)
@@ -269,7 +273,7 @@ def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], b
     else:
         runner = TorchBackend(net, device)
     return PoseEstimator(runner, model_name=model_name, flip_test=flip_test, untrained=path is None,
-                         input_size=(input_size[1], input_size[0]))
+                         input_size=(input_size[1], input_size[0]), flip_shift=flip_shift)
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:
@@ -287,10 +291,16 @@ def run(args: argparse.Namespace) -> int:
     split = build_split(args)
     coco = load_coco(split.ann)
     instances, image_ids = eval_boxes(split, coco, args.boxes, args.max_images)
-    estimator = make_estimator(args.model, args.weights, args.input_size, args.backend, args.device, not args.no_flip)
+    recorded = crop_settings(args.model, args.weights)
+    input_size = args.input_size or recorded.input_size
+    flip_shift = recorded.flip_shift if args.flip_shift is None else args.flip_shift
+    print(f"crops {input_size[0]}x{input_size[1]}, flip shift {flip_shift:g} px "
+          f"({'given' if args.input_size else recorded.source})")
+    estimator = make_estimator(args.model, args.weights, input_size, args.backend, args.device, not args.no_flip,
+                               flip_shift)
     result = evaluate(estimator, coco, instances, args.batch_size, image_ids=image_ids, progress=True)
     boxes = "ground-truth boxes" if args.boxes is None else f"boxes from {Path(args.boxes).name}"
-    print(f"{args.model} {args.input_size[0]}x{args.input_size[1]}, {result.num_images} images, {len(instances)} "
+    print(f"{args.model} {input_size[0]}x{input_size[1]}, {result.num_images} images, {len(instances)} "
           f"{boxes}, flip test {'off' if args.no_flip else 'on'}, {len(result.results)} poses after OKS-NMS")
     print(format_table(result.stats))
     if args.out:

@@ -27,6 +27,7 @@ from lpn_core.weights import LOAD_ERRORS, load_failure_reason
 from .config import TrainConfig
 from .data import CocoKeypoints, worker_init_fn
 from .loss import joints_mse
+from .sizes import SizedBatches
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +86,17 @@ def build_loader(dataset: CocoKeypoints, config: TrainConfig, runtime: Runtime, 
     # Workers start from a clean forkserver process, not a fork of this one: a fork inherits OpenCV's
     # and OpenMP's thread pools without their threads, and cv2 calls in the child then deadlocked here.
     context = "forkserver" if config.workers > 0 and "forkserver" in mp.get_all_start_methods() else None
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                      pin_memory=runtime.device.type == "cuda", drop_last=False, worker_init_fn=worker_init_fn,
-                      generator=generator, persistent_workers=False, multiprocessing_context=context)
+    common = dict(num_workers=config.workers, pin_memory=runtime.device.type == "cuda", worker_init_fn=worker_init_fn,
+                  generator=generator, persistent_workers=False, multiprocessing_context=context)
+    if mixes_sizes(config, epoch):
+        batches = SizedBatches(sampler, config.batch_size, [1.0] * len(dataset.sizes), config.seed, epoch)
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=False, **common)
+
+
+def mixes_sizes(config: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) draws each batch's crop size from ``config.mixed_sizes``."""
+    return bool(config.mixed_sizes) and (config.mixed_until <= 0 or epoch < config.mixed_until)
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -211,7 +220,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 LOG_FIELDS = ("round", "epoch", "lr", "loss", "samples", "seconds", "samples_per_s", "AP", "AP50", "AP75",
-              "APm", "APl", "AR", "best_AP")
+              "APm", "APl", "AR", "AP2", "AP2_50", "best_AP")
 
 
 def write_log(path: Path, rows: list[dict[str, Any]]) -> None:

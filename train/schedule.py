@@ -28,10 +28,19 @@ from lpn_core.model import LPN, create_model
 from lpn_core.weights import read_state_dict
 
 from .config import TrainConfig
-from .data import Augment, CocoKeypoints, CocoSplit, Instances, load_coco, load_instances
+from .data import Augment, CocoKeypoints, CocoSplit, Instances, Targets, load_coco, load_instances
 from .evaluate import EvalResult, eval_boxes, evaluate
-from .loop import (Runtime, build_loader, build_optimizer, build_scheduler, load_checkpoint, rng_state, save_file,
+from .sizes import parse_sizes
+from .loop import (LOG_FIELDS, Runtime, build_loader, build_optimizer, build_scheduler, load_checkpoint, rng_state, save_file,
                    set_rng_state, train_one_epoch, write_log)
+
+
+@dataclass(slots=True)
+class ValSet:
+    """A validation set with ground-truth boxes: annotations and instances."""
+
+    coco: COCO
+    instances: Instances
 
 
 @dataclass(slots=True)
@@ -42,6 +51,7 @@ class TrainData:
     val_coco: COCO | None = None
     val_instances: Instances | None = None
     val_image_ids: list[int] | None = None
+    val2: ValSet | None = None  # the second validation set, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,17 @@ def load_data(config: TrainConfig) -> TrainData:
     if config.max_train_samples > 0:
         instances = instances.subset(slice(0, config.max_train_samples))
     augment = Augment(config.scale_factor, config.rotation_factor, config.rotation_prob, config.flip, config.flip_prob)
-    data = TrainData(CocoKeypoints(instances, config.input_size, augment, config.seed))
+    data = TrainData(CocoKeypoints(instances, config.input_size, augment, config.seed,
+                                   Targets(config.sigma, config.unbiased_targets), parse_sizes(config.mixed_sizes),
+                                   cache=config.cache_images))
     if config.val_ann and config.eval_every > 0:
         split = CocoSplit(Path(config.val_images), Path(config.val_ann))
         data.val_coco = load_coco(split.ann)
         data.val_instances, data.val_image_ids = eval_boxes(split, data.val_coco, config.val_boxes, config.max_val_images)
+    if config.val2_ann and config.eval_every > 0:
+        split = CocoSplit(Path(config.val2_images), Path(config.val2_ann))
+        coco = load_coco(split.ann)
+        data.val2 = ValSet(coco, load_instances(split, coco))
     return data
 
 
@@ -93,15 +109,29 @@ def load_start_weights(model: LPN, path: Path) -> None:
 
 
 def validate(model: LPN, data: TrainData, config: TrainConfig, runtime: Runtime) -> EvalResult:
-    """The paper's test protocol on the validation set, through lpn_core's TorchBackend."""
+    """The paper's test protocol on the validation set(s), through lpn_core's TorchBackend. With a second
+    set, its AP and AP50 are added to the stats as AP2 and AP2_50."""
     backend = TorchBackend(model, str(runtime.device))
     estimator = PoseEstimator(backend, model_name=config.model, flip_test=config.flip_test,
+                              flip_shift=config.flip_shift,
                               input_size=(config.input_size[1], config.input_size[0]))
     try:
-        return evaluate(estimator, data.val_coco, data.val_instances, config.eval_batch_size, config.in_vis_thre,
-                        config.oks_thre, data.val_image_ids)
+        result = evaluate(estimator, data.val_coco, data.val_instances, config.eval_batch_size, config.in_vis_thre,
+                          config.oks_thre, data.val_image_ids)
+        if data.val2 is not None:
+            second = evaluate(estimator, data.val2.coco, data.val2.instances, config.eval_batch_size,
+                              config.in_vis_thre, config.oks_thre)
+            result.stats.update(AP2=second.stats["AP"], AP2_50=second.stats["AP50"])
+        return result
     finally:
         model.train()
+
+
+def selection_score(stats: dict[str, float], config: TrainConfig) -> float:
+    """What model_best.pth maximises: the validation AP (HRNet), or the mean AP of both sets."""
+    if config.select_on == "mean" and "AP2" in stats:
+        return (stats["AP"] + stats["AP2"]) / 2
+    return stats["AP"]
 
 
 def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int, runtime: Runtime,
@@ -145,13 +175,13 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
             ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
         if runtime.is_main:
             result = validate(model, data, config, runtime) if due else None
-            ap = result.stats["AP"] if result else float("nan")
+            ap = selection_score(result.stats, config) if result else float("nan")
             if result is not None and ap >= best_ap:  # HRNet: perf >= best -> model_best.pth
                 best_ap, best_epoch = ap, epoch + 1
                 save_file(model.state_dict(), folder / "model_best.pth")
             row = {"round": index, "epoch": epoch + 1, "lr": lr, "loss": stats.loss, "samples": stats.samples,
                    "seconds": round(stats.seconds, 2), "samples_per_s": round(stats.samples_per_s, 2),
-                   **({k: round(result.stats[k], 4) for k in ("AP", "AP50", "AP75", "APm", "APl", "AR")} if result else {}),
+                   **({k: round(v, 4) for k, v in result.stats.items() if k in LOG_FIELDS} if result else {}),
                    "best_AP": round(best_ap, 4)}
             history.append(row)
             save_file({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -160,7 +190,7 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
                        "config": config.to_dict(), "rng": rng_state()}, folder / "checkpoint.pth")
             write_log(folder / "log.csv", history)
             print(f"round {index} epoch {epoch + 1}/{config.epochs}  lr {lr:.1e}  loss {stats.loss:.3e}  "
-                  f"{stats.samples_per_s:.1f} samples/s" + (f"  AP {ap:.4f}  best {best_ap:.4f}" if result else ""),
+                  f"{stats.samples_per_s:.1f} samples/s" + (f"  {result_text(result.stats)}  best {best_ap:.4f}" if result else ""),
                   flush=True)
         runtime.barrier()
     if runtime.is_main:
@@ -169,6 +199,11 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
             save_file(model.state_dict(), folder / "model_best.pth")
     runtime.barrier()
     return RoundResult(index, best_ap, best_epoch, folder / "model_best.pth")
+
+
+def result_text(stats: dict[str, float]) -> str:
+    """'AP 0.1234' or 'AP 0.1234  AP2 0.2345' for the epoch line."""
+    return "  ".join(f"{k} {stats[k]:.4f}" for k in ("AP", "AP2") if k in stats)
 
 
 def latest_round(out_dir: Path) -> int | None:

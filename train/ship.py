@@ -28,6 +28,7 @@ from lpn_core.weights import BUNDLED_DIR, MANIFEST, file_sha256, read_state_dict
 
 from .data import load_coco, resolve_folder
 from .evaluate import eval_boxes, evaluate, make_estimator, parse_size
+from .weights_meta import crop_settings
 
 
 def gt_box_ap(estimator: PoseEstimator, val_dir: str) -> float:
@@ -39,9 +40,10 @@ def gt_box_ap(estimator: PoseEstimator, val_dir: str) -> float:
         return float(evaluate(estimator, coco, instances, image_ids=ids).stats["AP"])
 
 
-def val_ap(model: str, weights: Path, input_size: tuple[int, int], val_dir: str) -> float:
+def val_ap(model: str, weights: Path, input_size: tuple[int, int], val_dir: str, flip_shift: float = 1.0) -> float:
     """Keypoint AP on ``val_dir`` with ground-truth boxes and the flip test."""
-    return gt_box_ap(make_estimator(model, str(weights), input_size, "torch", "cpu", flip_test=True), val_dir)
+    estimator = make_estimator(model, str(weights), input_size, "torch", "cpu", flip_test=True, flip_shift=flip_shift)
+    return gt_box_ap(estimator, val_dir)
 
 
 def int8_ap(model: str, val_dir: str, out_dir: Path = BUNDLED_DIR) -> dict:
@@ -68,21 +70,26 @@ def update_manifest(folder: Path, model: str, entry: dict) -> None:
     path.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
 
 
-def ship(model: str, weights: Path, input_size: tuple[int, int], val_dir: str, out_dir: Path,
+def ship(model: str, weights: Path, input_size: tuple[int, int] | None, val_dir: str, out_dir: Path,
          max_ap_drop: float = 0.005) -> dict:
-    """Evaluate, round, re-evaluate, write the file and its manifest entry; returns the entry."""
-    ap32 = val_ap(model, weights, input_size, val_dir)
+    """Evaluate, round, re-evaluate, write the file and its manifest entry; returns the entry.
+
+    The input size (unless given) and the flip shift come from what the checkpoint's run recorded."""
+    recorded = crop_settings(model, weights)
+    input_size, shift = input_size or recorded.input_size, recorded.flip_shift
+    ap32 = val_ap(model, weights, input_size, val_dir, shift)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{model}_project.pth"
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / target.name
         torch.save(half_state_dict(weights), half)
-        ap16 = val_ap(model, half, input_size, val_dir)
+        ap16 = val_ap(model, half, input_size, val_dir, shift)
         if ap32 - ap16 > max_ap_drop:
             raise LpnError(f"float16 costs {ap32 - ap16:.4f} AP (> {max_ap_drop}); not shipped")
         target.write_bytes(half.read_bytes())
     entry = {"file": target.name, "sha256": file_sha256(target), "input_size": list(input_size),
-             "ap": round(ap16, 4), "ap_fp32": round(ap32, 4), "protocol": "coco_val2017, GT boxes, flip test"}
+             "ap": round(ap16, 4), "ap_fp32": round(ap32, 4), "protocol": "coco_val2017, GT boxes, flip test",
+             "flip_shift": shift}
     update_manifest(out_dir, model, entry)
     return entry
 
@@ -91,14 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", type=Path, help="trained checkpoint (not with --int8)")
-    p.add_argument("--input-size", type=parse_size, help="HxW it was trained at, e.g. 128x96")
+    p.add_argument("--input-size", type=parse_size, help="HxW it was trained at (default: what its run recorded)")
     p.add_argument("--int8", action="store_true", help="measure the bundled file's INT8 AP instead of shipping")
     p.add_argument("--val", required=True, help="held-out COCO folder, e.g. ../shared/data/coco_val2017")
     p.add_argument("--out", type=Path, default=BUNDLED_DIR)
     p.add_argument("--max-ap-drop", type=float, default=0.005)
     args = p.parse_args(argv)
-    if not args.int8 and (args.weights is None or args.input_size is None):
-        p.error("--weights and --input-size are needed to ship a checkpoint")
+    if not args.int8 and args.weights is None:
+        p.error("--weights is needed to ship a checkpoint")
     try:
         if args.int8:
             entry = int8_ap(check_model_name(args.model), args.val, args.out)

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", action="append", metavar="DIR", help="training folder (repeatable): "
                    "{train2017|images}/ + annotations/person_keypoints_train2017.json or person_keypoints.json")
     p.add_argument("--val", metavar="DIR", help="validation folder: {val2017|images}/ + annotations/person_keypoints_val2017.json")
+    p.add_argument("--val2", metavar="DIR", help="a second validation folder (same layouts as --val), logged as AP2")
     p.add_argument("--train-images", action="append", metavar="DIR", help="explicit image folder (pairs with --train-ann)")
     p.add_argument("--train-ann", action="append", metavar="JSON", help="explicit person_keypoints json")
     p.add_argument("--val-images", metavar="DIR")
@@ -71,6 +72,9 @@ def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.val:
         val = resolve_folder(args.val, "val")
         values.update(val_images=str(val.images), val_ann=str(val.ann))
+    if args.val2:
+        val2 = resolve_folder(args.val2, "val")
+        values.update(val2_images=str(val2.images), val2_ann=str(val2.ann))
     if args.val_images or args.val_ann:
         if not (args.val_images and args.val_ann):
             raise LpnError("--val-images and --val-ann go together")
