@@ -136,7 +136,7 @@ def loop_ab(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lpn50", choices=list_models())
     p.add_argument("--input-size", type=parse_size, default=(256, 192))
@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="interleave the real training loop of several set-ups (needs --data DIR[,DIR...]); see LOOP_VARIANTS")
     p.add_argument("--blocks", type=int, default=3, help="--loop-ab: timed blocks per set-up")
     p.add_argument("--loop-people", type=int, default=1500, help="--loop-ab: people drawn from --data")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or cpu_threads())
     torch.set_flush_denormal(args.flush_denormals)
     torch.manual_seed(0)
@@ -188,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         real = (next(it) for _ in range(min(n, len(loader))))
         print(f"end to end (DataLoader + step): {time_steps(step, real, args.warmup):.2f} samples/s", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 
 from lpn_core import transforms
 from lpn_core.detector import load_detector
+from lpn_core.errors import DataError
 from lpn_core.quantize import CALIBRATION_DIR, CROP_SIZE, SOURCES
 
 MIN_HEIGHT_FRACTION = 0.4  # the person fills at least this much of the photo's height
@@ -63,17 +64,25 @@ def build(people: Path, out: Path, per_folder: int = 1, limit: int = 64) -> int:
     return len(rows) - 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.calibration_set", description=__doc__.splitlines()[0])
     p.add_argument("--people", type=Path, required=True, help="folder of sport folders of photos (sports100)")
     p.add_argument("--out", type=Path, default=CALIBRATION_DIR)
     p.add_argument("--limit", type=int, default=64)
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.people.is_dir():
-        print(f"error: '{args.people}' is not a folder; expected ../shared/data/people/sports100", file=sys.stderr)
-        return 2
+        raise DataError(f"'{args.people}' is not a folder; expected ../shared/data/people/sports100")
     print(f"wrote {build(args.people, args.out, limit=args.limit)} crops to {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -50,22 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        small = create_model(args.from_model, init=False)
-        small.load_state_dict(read_state_dict(args.weights))
-        big = grow(small, args.model)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(big.state_dict(), args.out)
-    except LpnError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"error: cannot write '{args.out}': {err.strerror or err}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    small = create_model(args.from_model, init=False)
+    small.load_state_dict(read_state_dict(args.weights))
+    big = grow(small, args.model)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(big.state_dict(), args.out)
     print(f"{args.from_model} -> {args.model}: {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

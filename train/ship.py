@@ -94,7 +94,7 @@ def ship(model: str, weights: Path, input_size: tuple[int, int] | None, val_dir:
     return entry
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", type=Path, help="trained checkpoint (not with --int8)")
@@ -103,20 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", required=True, help="held-out COCO folder, e.g. ../shared/data/coco_val2017")
     p.add_argument("--out", type=Path, default=BUNDLED_DIR)
     p.add_argument("--max-ap-drop", type=float, default=0.005)
-    args = p.parse_args(argv)
-    if not args.int8 and args.weights is None:
-        p.error("--weights is needed to ship a checkpoint")
-    try:
-        if args.int8:
-            entry = int8_ap(check_model_name(args.model), args.val, args.out)
-        else:
-            entry = ship(check_model_name(args.model), args.weights, args.input_size, args.val, args.out,
-                         args.max_ap_drop)
-    except (LpnError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.int8:
+        entry = int8_ap(check_model_name(args.model), args.val, args.out)
+    elif args.weights is None:
+        raise LpnError("--weights is needed to ship a checkpoint (or --int8 to measure a bundled file)")
+    else:
+        entry = ship(check_model_name(args.model), args.weights, args.input_size, args.val, args.out, args.max_ap_drop)
     print(json.dumps({args.model: entry}))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -140,15 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except LpnError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: continue with --resume --out {args.out or '<out>'}", file=sys.stderr)
-        return 130
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv, lambda args: f"continue with --resume --out {args.out or '<out>'}")
 
 
 if __name__ == "__main__":
