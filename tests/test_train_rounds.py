@@ -167,3 +167,27 @@ def test_next_round_plans_epochs_from_the_budget_and_never_labels_tuning_videos(
     assert "init_from=/w/best.pth" in argv and "mixed_until=8" in argv and "lr=5e-4" in argv
     assert argv[argv.index("--val2") + 1] == "/v2"
     assert "/labels/pl_people" in argv
+
+
+def test_photo_split_keeps_every_photo_once_and_out_of_the_excluded_folders(tmp_path: Path) -> None:
+    from train.photo_split import split
+
+    def photo(path: Path, value: int) -> None:
+        import cv2
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((8, 8, 3), value, np.uint8))
+
+    for i in range(6):
+        photo(tmp_path / "train" / "ice hockey" / f"t{i}.png", i)  # values 0..5
+    photo(tmp_path / "train" / "golf" / "dup.png", 0)  # same bytes as t0
+    for i in range(4):
+        photo(tmp_path / "test" / f"v{i}.png", 10 + i)
+    photo(tmp_path / "test" / "seen.png", 3)  # also a training photo
+    photo(tmp_path / "used" / "u.png", 5)  # already in the shared set
+    extra, val = split(tmp_path / "train", tmp_path / "test", [tmp_path / "used"], tmp_path / "out", val_count=3)
+    assert (extra, val) == (5, 3)  # golf/dup (sorted first; t0 is its copy), t1..t4; t5 was used already
+    names = {p.name for p in (tmp_path / "out" / "extra").rglob("*.png")}
+    assert names == {"dup.png", "t1.png", "t2.png", "t3.png", "t4.png"}
+    assert (tmp_path / "out" / "extra" / "ice_hockey").is_dir()
+    assert "seen.png" not in {p.name for p in (tmp_path / "out" / "val").rglob("*.png")}

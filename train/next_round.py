@@ -47,6 +47,12 @@ def label_sets(shared: Path, extra_images: list[Path]) -> list[LabelSet]:
     return sets
 
 
+def val2_set(photos: Path) -> LabelSet:
+    """The second validation set: teacher labels on photos never trained on, only confident people
+    (box score >= 0.5, >= 10 joints over 0.5), so the labels are as close to ground truth as the teacher gets."""
+    return LabelSet("pl_val2", ("--images", str(photos), "--imgsz", "416", "--box-thr", "0.5", "--min-joints", "10"))
+
+
 def ensure_labels(sets: list[LabelSet], labels: Path, teacher: Path) -> list[Path]:
     """Folders of every label set, made with ``train.pseudo_label`` where missing."""
     folders = []
@@ -97,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=str(Path.home() / "lpn-data"), help="where pseudo-labels live (made if missing)")
     p.add_argument("--extra-images", action="append", default=[], metavar="DIR",
                    help="more photos of people to pseudo-label and train on (repeatable)")
-    p.add_argument("--val2", metavar="DIR", help="second validation folder (teacher labels on photos never trained on)")
+    p.add_argument("--val2", metavar="DIR", help="second validation folder, labelled (COCO layout)")
+    p.add_argument("--val2-photos", metavar="DIR", help="or: photos never trained on, labelled here by the teacher")
     p.add_argument("--mixed-fraction", type=float, default=0.7, help="share of epochs with mixed crop sizes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as train.train")
     p.add_argument("--dry-run", action="store_true", help="print the train.train command and stop")
@@ -123,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"shared data not found at '{shared}': pass --shared DIR")
     init = Path(args.init) if args.init else default_init()
     sets = label_sets(shared, [Path(d) for d in args.extra_images])
-    folders = ensure_labels(sets, Path(args.labels).expanduser(), shared / "teachers" / "yolo11n-pose.pt")
+    teacher = shared / "teachers" / "yolo11n-pose.pt"
+    folders = ensure_labels(sets, Path(args.labels).expanduser(), teacher)
+    if args.val2_photos and not args.val2:
+        args.val2 = str(ensure_labels([val2_set(Path(args.val2_photos))], Path(args.labels).expanduser(), teacher)[0])
     people = count_people([shared / "coco_extra", shared / "coco_mini", *folders])
     epochs, mixed_until = plan_epochs(args.hours, args.samples_per_s, people, args.mixed_fraction)
     argv = train_argv(args, folders, epochs, mixed_until, init)
