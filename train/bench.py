@@ -19,7 +19,7 @@ from lpn_core.model import create_model, list_models
 from .config import TrainConfig
 from .data import Augment, CocoKeypoints, load_instances, resolve_folder
 from .evaluate import parse_size
-from .loop import Runtime, build_loader, build_optimizer
+from .loop import Runtime, build_loader, build_optimizer, cpu_has_bf16
 from .loss import joints_mse
 
 
@@ -84,8 +84,8 @@ LOOP_VARIANTS = {
     "64x48, cached, 0 workers": (("64x48",), 0, True, False, False),
     "mixed 64x48/128x96, cached": (("64x48", "128x96"), 0, True, False, False),
     "128x96, cached, channels_last": (("128x96",), 0, True, False, True),
-    "128x96, cached, torch.compile": (("128x96",), 0, True, True, False),
 }
+COMPILE_VARIANT = {"128x96, cached, torch.compile": (("128x96",), 0, True, True, False)}
 
 
 def loop_variant(name: str, instances, args: argparse.Namespace):
@@ -93,7 +93,7 @@ def loop_variant(name: str, instances, args: argparse.Namespace):
     from .data import Targets
     from .sizes import parse_sizes
 
-    sizes, workers, cached, compiled, channels_last = LOOP_VARIANTS[name]
+    sizes, workers, cached, compiled, channels_last = {**LOOP_VARIANTS, **COMPILE_VARIANT}[name]
     torch.manual_seed(0)
     model = create_model(args.model).train()
     if channels_last:
@@ -107,18 +107,19 @@ def loop_variant(name: str, instances, args: argparse.Namespace):
             dataset.cache.get(path)  # steady state: every image decoded once already
     config = TrainConfig(batch_size=args.batch_size, workers=workers, mixed_sizes=list(sizes) if len(sizes) > 1 else [])
     loader = build_loader(dataset, config, Runtime(torch.device("cpu")), epoch=0)
-    return step_fn(net, optimizer, channels_last, bf16=True), iter(loader)
+    return step_fn(net, optimizer, channels_last, bf16=cpu_has_bf16()), iter(loader)
 
 
 def loop_ab(args: argparse.Namespace) -> int:
-    """The real training loop (DataLoader + bf16 step) of each LOOP_VARIANTS entry, in interleaved blocks of
+    """The real training loop (DataLoader + step, bf16 where the CPU has it) of each LOOP_VARIANTS entry, in interleaved blocks of
     ``--iters`` steps so that every variant sees the same load; prints the median samples/s per block."""
     from .data import Instances
 
     parts = [load_instances(resolve_folder(d, "train")) for d in args.data.split(",")]
     instances = Instances.concat(parts)
     instances = instances.subset(np.random.default_rng(0).permutation(len(instances))[:args.loop_people])
-    variants = {name: loop_variant(name, instances, args) for name in LOOP_VARIANTS}
+    names = [*LOOP_VARIANTS, *(COMPILE_VARIANT if args.compile else ())]
+    variants = {name: loop_variant(name, instances, args) for name in names}
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for block in range(args.warmup + args.blocks):
         for name, (step, batches) in variants.items():
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop-ab", action="store_true",
                    help="interleave the real training loop of several set-ups (needs --data DIR[,DIR...]); see LOOP_VARIANTS")
     p.add_argument("--blocks", type=int, default=3, help="--loop-ab: timed blocks per set-up")
+    p.add_argument("--compile", action="store_true", help="--loop-ab: add a torch.compile set-up (compiles for minutes)")
     p.add_argument("--loop-people", type=int, default=1500, help="--loop-ab: people drawn from --data")
     return p
 

@@ -112,11 +112,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> to
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), config.lr_factor)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX, as oneDNN reports it). Without it, bf16
+    autocast is emulated and slower than fp32 (measured on an AVX2-only CPU: docs/WEIGHTS.md)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def autocast_context(device: torch.device, config: TrainConfig) -> torch.autocast:
-    """fp16 autocast on CUDA (config.amp), bf16 on the CPU (config.cpu_bf16), else a disabled one."""
+    """fp16 autocast on CUDA (config.amp), bf16 on the CPU (config.cpu_bf16, only where the CPU has bf16
+    instructions), else a disabled one."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16, enabled=config.amp)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.cpu_bf16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.cpu_bf16 and cpu_has_bf16())
 
 
 @dataclass(frozen=True, slots=True)

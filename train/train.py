@@ -20,7 +20,7 @@ from lpn_core.errors import LpnError, OutputError
 from .config import TrainConfig, apply_overrides, load_config, parse_set
 from .data import resolve_folder
 from .evaluate import parse_size
-from .loop import load_checkpoint, setup_runtime, teardown_runtime
+from .loop import cpu_has_bf16, load_checkpoint, setup_runtime, teardown_runtime
 from .schedule import latest_round, round_dir, rounds_table, run_rounds
 
 
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if runtime.is_main:
             check_writable(out_dir)
+            if config.cpu_bf16 and runtime.device.type == "cpu" and not cpu_has_bf16():
+                print("this CPU has no bf16 instructions: training in fp32 (cpu_bf16 ignored)", flush=True)
             print(f"{config.model} {config.input_size[0]}x{config.input_size[1]}, {config.epochs} epochs x "
                   f"{config.rounds} round(s), batch {config.batch_size} x {runtime.world_size} process(es) on "
                   f"{runtime.device}, output {out_dir}", flush=True)
