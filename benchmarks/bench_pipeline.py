@@ -1,8 +1,8 @@
 """Live speed (issue 10): end-to-end FPS of LPN Pose against the one-stage YOLOv8n-pose INT8 baseline, the
 per-crop cost of LPN (INT8 against fp32, one more person), and keypoint AP beside every speed option, in one run.
 
-    nice python benchmarks/bench_pipeline.py                # ~1.5 min on 2 cores (AP included)
-    python benchmarks/bench_pipeline.py --frames 20 --street-frames 15 --no-ap    # quick look
+    nice python -m benchmarks.bench_pipeline                # ~1.5 min on 2 cores (AP included)
+    python -m benchmarks.bench_pipeline --frames 20 --street-frames 15 --no-ap    # quick look
 
 LPN runs the bundled project-trained weights (``assets/weights``; weights=None with downloads off, the
 bundled YOLOX-nano unless a row names another detector: nothing is fetched). Frames are decoded into
@@ -52,8 +52,6 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never download anything
 os.environ.setdefault("YOLO_VERBOSE", "False")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -361,7 +359,7 @@ def ap_section(estimators: dict[tuple[str, str], PoseEstimator], data: Path) -> 
     one-stage baseline's on the same images."""
     from train.data import load_coco, resolve_folder
     from train.evaluate import eval_boxes
-    from weights_card import one_stage_ap
+    from benchmarks.weights_card import one_stage_ap
 
     split = resolve_folder(str(data), "val")
     coco = load_coco(split.ann)

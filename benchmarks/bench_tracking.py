@@ -1,8 +1,8 @@
 """Keypoint-tracked crops (issue 10): what detecting every N frames costs in keypoint accuracy, against
 detecting every frame, and what it saves in time.
 
-    python benchmarks/bench_tracking.py                        # 3 videos, N = 2 3 5 10
-    python benchmarks/bench_tracking.py --frames 30 --street-frames 20 --n 5   # quick look
+    python -m benchmarks.bench_tracking                        # 3 videos, N = 2 3 5 10
+    python -m benchmarks.bench_tracking --frames 30 --street-frames 20 --n 5   # quick look
 
 Bundled project-trained LPN-50 weights, the bundled YOLOX-nano detector (or ``--detector PATH``), default
 settings with smoothing OFF (raw keypoints are compared) and tracking ON. For each video the first frames
@@ -32,16 +32,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_pipeline import SHARED, STREET, WALK, read_frames  # noqa: E402
-from lpn_core.backends import cpu_threads  # noqa: E402
-from lpn_core.detector import Detections, PersonDetector, load_detector  # noqa: E402
-from lpn_core.estimator import PoseEstimator, build_estimator  # noqa: E402
-from lpn_core.pipeline import Pipeline, PipelineSettings  # noqa: E402
-from lpn_core.tracking import box_iou  # noqa: E402
-from lpn_core.types import Pose  # noqa: E402
+from benchmarks.bench_pipeline import SHARED, STREET, WALK, read_frames
+from lpn_core.backends import cpu_threads
+from lpn_core.detector import Detections, PersonDetector, load_detector
+from lpn_core.estimator import PoseEstimator, build_estimator
+from lpn_core.pipeline import Pipeline, PipelineSettings
+from lpn_core.tracking import box_iou
+from lpn_core.types import Pose
 
 TREADMILL = SHARED / "videos" / "treadmill_360p.mp4"
 MIN_IOU = 0.3
