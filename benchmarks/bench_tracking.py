@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from benchmarks.bench_pipeline import SHARED, STREET, WALK, read_frames
 from lpn_core.backends import cpu_threads
-from lpn_core.detector import Detections, PersonDetector, load_detector
+from lpn_core.detections import Detections, PersonDetector
+from lpn_core.detector import load_detector
 from lpn_core.estimator import PoseEstimator, build_estimator
 from lpn_core.pipeline import Pipeline, PipelineSettings
 from lpn_core.tracking import box_iou

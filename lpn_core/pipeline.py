@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detector import Detections, PersonDetector, load_detector
+from .detections import Detections, PersonDetector
+from .detector import load_detector
 from .estimator import PoseEstimator, build_estimator
 from .errors import LpnError, SourceError
 from .stream import as_bgr

@@ -15,7 +15,7 @@ from typing import Final
 import cv2
 import numpy as np
 
-from .detector import Detections
+from .detections import Detections
 from .errors import DetectorError
 
 STRIDES: Final = (8, 16, 32)
