@@ -293,8 +293,8 @@ def street_section(runners: list[Runner], frames: list[np.ndarray]) -> dict:
 
 def person_crops(frames: list[np.ndarray], detector: PersonDetector, input_size: tuple[int, int],
                  count: int) -> np.ndarray:
-    """``count`` normalised crops (count, 3, H, W) of the people ``detector`` finds in ``frames`` (W, H
-    ``input_size``), repeated when fewer are found."""
+    """``count`` normalised crops (count, 3, H, W) of the people ``detector`` finds in ``frames`` (``input_size``
+    (H, W)), repeated when fewer are found."""
     crops: list[np.ndarray] = []
     for frame in frames:
         boxes = detector(frame).boxes
@@ -340,7 +340,7 @@ def crop_section(estimators: dict[tuple[str, str], PoseEstimator], frames: list[
     print(f"per crop: lpn50 fp32 and int8, batches {BATCHES}, {calls} calls each", file=sys.stderr, flush=True)
     medians = time_crops({"fp32": fp32.heatmaps, "int8": int8.heatmaps}, crops, calls)
     default = estimators[("lpn50", "auto")].precision
-    return {"calls": calls, "crop_wh": list(fp32.input_size), "default": default,
+    return {"calls": calls, "crop_hw": list(fp32.input_size), "default": default,
             "int8_over_fp32_batch1": round(medians["int8"][1] / medians["fp32"][1], 3),
             **{label: crop_cost(ms) for label, ms in medians.items()}}
 
@@ -429,7 +429,7 @@ def print_street(street: dict) -> None:
 
 
 def print_crops(crops: dict) -> None:
-    print(f"\nper crop ({crops['crop_wh'][0]}x{crops['crop_wh'][1]} crops, median of {crops['calls']} calls, "
+    print(f"\nper crop ({crops['crop_hw'][0]}x{crops['crop_hw'][1]} crops, median of {crops['calls']} calls, "
           f"lpn50 default runs {crops['default']}):")
     print(f"{'precision':9} " + " ".join(f"{'batch ' + str(b):>9}" for b in BATCHES) + "  ms/extra crop  marginal")
     for label in ("fp32", "int8"):

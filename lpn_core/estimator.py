@@ -37,7 +37,7 @@ class PoseEstimator:
     model_name: str = "lpn50"
     flip_test: bool = False
     untrained: bool = False
-    input_size: tuple[int, int] = (192, 256)  # (W, H)
+    input_size: tuple[int, int] = (256, 192)  # (H, W) of the crops, as everywhere in lpn_core
     weights_label: str = ""  # "official", "project-trained, AP 0.xx", "file x.pth", "UNTRAINED"
     precision: str = "fp32"  # what runs: fp32 | int8
     precision_note: str = ""  # why, for the status bar: "INT8, 2.4x fp32 here", "fp32: INT8 not faster here"
@@ -60,7 +60,7 @@ class PoseEstimator:
         heatmaps = self.heatmaps(crops)
         t2 = time.perf_counter()
         coords, scores = codec.decode(heatmaps)
-        points = transforms.heatmap_to_frame(coords, affines, stride=self.input_size[0] / heatmaps.shape[3])
+        points = transforms.heatmap_to_frame(coords, affines, stride=self.input_size[1] / heatmaps.shape[3])
         keypoints = np.concatenate([points, scores[..., None]], axis=2).astype(np.float32)
         t3 = time.perf_counter()
         self.times = EstimateTimes(crop=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3, decode=(t3 - t2) * 1e3)
@@ -104,7 +104,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
         runner, note = onnx_runner(net, model, info, threads, spinning, precision)
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
-                         input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
+                         input_size=info.input_size, weights_label=info.label,
                          precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note)
 
 

@@ -61,6 +61,24 @@ def test_flip_test_doubles_the_batch_and_keeps_symmetric_joints(shared) -> None:
     assert np.abs(keypoints[0, 0, :2] - nose[0, 0]).max() < sizes[0, 0] / 48 * 1.5
 
 
+def test_crop_sizes_are_height_then_width(shared) -> None:
+    """One convention across lpn_core (docs/CONTRACTS.md): input_size (128, 96) means 128 rows, 96 columns."""
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    box = np.array([[280.0, 40.0, 500.0, 420.0]])
+    affines = transforms.crop_affines(*transforms.box_to_center_size(box), 0.0, (128, 96))
+    joints = transforms.transform_points(np.array([[[48.0, 30.0]] * 17]), transforms.invert_affines(affines))
+    seen: list[tuple[int, ...]] = []
+
+    def backend(crops: np.ndarray) -> np.ndarray:
+        seen.append(crops.shape)
+        crop_joints = transforms.transform_points(joints, affines)  # (30, 48) px of the 128 x 96 crop
+        return codec.encode(crop_joints, np.ones((1, 17)), heatmap_size=(32, 24))[0]
+
+    keypoints = PoseEstimator(backend, input_size=(128, 96))(image, box)
+    assert seen == [(1, 3, 128, 96)]
+    assert np.abs(keypoints[0, :, :2] - joints[0]).max() < (box[0, 3] - box[0, 1]) * 1.25 / 32
+
+
 def test_no_boxes_means_no_backend_call() -> None:
     backend = TargetBackend(np.zeros((0, 17, 2)), np.zeros((0, 2, 3)))
     out = PoseEstimator(backend)(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))

@@ -269,7 +269,7 @@ def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], b
     else:
         runner = TorchBackend(net, device)
     return PoseEstimator(runner, model_name=model_name, flip_test=flip_test, untrained=path is None,
-                         input_size=(input_size[1], input_size[0]))
+                         input_size=tuple(input_size))
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:

@@ -96,7 +96,7 @@ def validate(model: LPN, data: TrainData, config: TrainConfig, runtime: Runtime)
     """The paper's test protocol on the validation set, through lpn_core's TorchBackend."""
     backend = TorchBackend(model, str(runtime.device))
     estimator = PoseEstimator(backend, model_name=config.model, flip_test=config.flip_test,
-                              input_size=(config.input_size[1], config.input_size[0]))
+                              input_size=tuple(config.input_size))
     try:
         return evaluate(estimator, data.val_coco, data.val_instances, config.eval_batch_size, config.in_vis_thre,
                         config.oks_thre, data.val_image_ids)
