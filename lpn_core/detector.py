@@ -118,13 +118,10 @@ def resolve_detector(spec: str | os.PathLike | None, allow_download: bool = True
 
 
 def load_yolox(path: Path, conf: float, iou: float, imgsz: int | None, threads: int | None) -> PersonDetector:
-    """A YOLOX export on ONNX Runtime's CPU provider; the bundled file is sha256-checked first."""
-    detector = YoloxDetector(path, conf=conf, iou=iou, threads=threads,
-                             sha256=BUNDLED_SHA256 if path == BUNDLED else None)
-    if imgsz is not None and (imgsz, imgsz) != detector.size:
-        raise DetectorError(f"--det-imgsz {imgsz}: the YOLOX export '{path.name}' has a fixed "
-                            f"{detector.size[1]}x{detector.size[0]} input; drop --det-imgsz or pass a YOLO --detector")
-    return detector
+    """A YOLOX export on ONNX Runtime's CPU provider; the bundled file is sha256-checked first. ``imgsz``:
+    long side of its input (a multiple of 32; default: the export's own size)."""
+    return YoloxDetector(path, conf=conf, iou=iou, threads=threads, imgsz=imgsz,
+                         sha256=BUNDLED_SHA256 if path == BUNDLED else None)
 
 
 def load_detector(spec: str | os.PathLike | None = None, conf: float = 0.3, iou: float = 0.5,
