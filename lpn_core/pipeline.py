@@ -32,7 +32,7 @@ SCORE_JOINT_THR = 0.2  # joints that count towards the instance score (official 
 CARRY_PAD = 1.25  # keypoint box -> next frame's person box (rtmlib/MMDeploy expansion)
 CHEAP_SETTINGS = frozenset({"det_every", "carry_max_people", "overlap", "kpt_thr", "smoothing", "tracking",
                             "flip_test", "max_people", "carry_min_joints", "carry_step", "carry_min_scale",
-                            "carry_max_scale"})
+                            "carry_max_scale", "small_crop_px"})
 
 
 @dataclass
@@ -59,6 +59,7 @@ class PipelineSettings:
     smoothing: bool = True            # One-Euro per track
     threads: int | None = None        # ONNX Runtime intra-op threads (None: all cores)
     precision: str = "auto"           # auto | fp32 | int8 (ONNX Runtime static INT8, lpn_core.quantize)
+    small_crop_px: int = 0            # people whose crop is at most this tall (frame px) run at half the crop size
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,8 @@ class Pipeline:
                                                   threads=settings.threads)  # first: fails fastest
         self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
                                                       settings.device, settings.flip_test, settings.threads,
-                                                      precision=settings.precision)
+                                                      precision=settings.precision,
+                                                      small_crops=settings.small_crop_px > 0)
         self.estimator.flip_test = settings.flip_test
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Carried | None = None  # the next frame's boxes when it does not detect
@@ -195,7 +197,7 @@ class Pipeline:
         with timer("detect"):
             found = self._boxes_overlapped(frame) if s.overlap and not self.detector.full_frame else self._boxes(frame)
             found, refs = self._usable(found, width, height)
-        keypoints = self.estimator(frame, found.boxes)
+        keypoints = self.estimator(frame, found.boxes, s.small_crop_px)
         times = self.estimator.times
         timer.ms.update(crop=times.crop, infer=times.infer, decode=times.decode)
         scores = instance_scores(found.scores, keypoints)
