@@ -44,8 +44,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.bench_pipeline import SHARED, STREET, WALK
 from benchmarks.teacher_pck import Pck, TeacherLabels, frame_pck, teacher_labels
+from benchmarks.videos import TRAINED, TUNE
 from lpn_core.backends import cpu_threads
 from lpn_core.detections import Detections, PersonDetector
 from lpn_core.detector import load_detector
@@ -55,11 +55,6 @@ from lpn_core.tracking import box_iou
 from lpn_core.types import Pose
 
 ROOT = Path(__file__).resolve().parents[1]
-TREADMILL = SHARED / "videos" / "treadmill_360p.mp4"
-TUNE_DIR = SHARED / "videos_tune"
-TUNE = tuple(TUNE_DIR / name for name in ("jumping_jacks_gym_1person.mp4", "pushups_side_1person.mp4",
-                                         "dance_3people_portrait.mp4", "running_side_1person.mp4"))
-TRAINED = (WALK, TREADMILL, STREET)
 MIN_IOU = 0.3
 KPT_THR = 0.3
 WARMUP = 3  # frames through a throwaway pipeline before timing (ORT / detector first-call costs)

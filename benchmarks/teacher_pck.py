@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from benchmarks.videos import SHARED
 from lpn_core.tracking import box_iou
 from lpn_core.types import Pose
 from lpn_core.weights import cache_dir
 
-SHARED: Final = Path(os.environ.get("LPN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TEACHER: Final = SHARED / "teachers" / "yolo11n-pose.pt"
 TEACHER_IMGSZ: Final = 640
 TEACHER_BOX_CONF: Final = 0.25
