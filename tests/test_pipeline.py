@@ -356,3 +356,49 @@ def test_overlap_detector_errors_reach_the_caller_and_reset_drops_the_detection_
     assert pipeline._pending is None
     pipeline.close()
     assert pipeline._pool is None
+
+
+# --- carried boxes on a real tuning clip (docs/PERFORMANCE.md, "Carried boxes") --------------------------------
+
+def carried_size_ratios(settings: PipelineSettings, frames: list[np.ndarray], estimator: PoseEstimator) -> list[float]:
+    """On frames without a detection: each box's crop size over its track's size at the last detection."""
+    from lpn_core.detector import load_detector
+
+    people = load_detector(None, threads=2)
+    calls = 0
+
+    def counting(image: np.ndarray) -> Detections:
+        nonlocal calls
+        calls += 1
+        return people(image)
+
+    counting.name, counting.full_frame = "yolox", False
+    pipeline = Pipeline(settings, estimator, counting)
+    detected: dict[int, float] = {}
+    ratios = []
+    for i, frame in enumerate(frames):
+        before = calls
+        for pose in pipeline.process(frame, i, i / 60).poses:
+            scale = float(crop_scales(pose.box[None])[0])
+            if calls > before:
+                detected[pose.track_id] = scale
+            elif pose.track_id in detected:
+                ratios.append(scale / detected[pose.track_id])
+    return ratios
+
+
+def test_carried_boxes_stay_within_their_bounds_on_a_tuning_clip() -> None:
+    """Jumping jacks (never trained on), first 100 frames, det-every 5: with the rule before bounded boxes
+    the carried box shrank to 0.60 and grew to 1.67 of the detected size; now it stays in [0.7, 1.4]."""
+    cap = cv2.VideoCapture(str(shared_path("videos_tune/jumping_jacks_gym_1person.mp4")))
+    frames = [cap.read()[1] for _ in range(100)]
+    cap.release()
+    estimator = build_estimator("lpn50", threads=2, download=False, precision="fp32")
+    unbounded = PipelineSettings(det_every=5, smoothing=False, carry_min_joints=3, carry_step=np.inf,
+                                 carry_min_scale=0.0, carry_max_scale=np.inf)
+    old = carried_size_ratios(unbounded, frames, estimator)
+    assert min(old) < 0.7 and max(old) > 1.4  # the clip provokes both a collapse and a blow-up
+    bounded = PipelineSettings(det_every=5, smoothing=False)
+    now = carried_size_ratios(bounded, frames, estimator)
+    assert len(now) > 50
+    assert bounded.carry_min_scale - 1e-3 <= min(now) and max(now) <= bounded.carry_max_scale + 1e-3
