@@ -78,7 +78,7 @@ TRACKING_JSON = ROOT / "benchmarks" / "results" / "tracking.json"
 BASELINE = "YOLOv8n-pose INT8 OpenVINO (one-stage)"
 DEFAULT = "lpn50 default"
 EVERY_FRAME = "lpn50 det-every 1"  # the street's reference for people lost
-SMALL_CROP_PX = 128  # crops at most this tall (people up to ~100 px) run at 64x48 in the small-crop rows
+SMALL_CROP_PX = (128, 160)  # crops at most this tall (people up to ~100 / ~130 px) run at 64x48 in those rows
 MAX_LOST_PCT = 5.0  # street target: people lost against det-every 1
 WARMUP = 5
 BATCHES = (1, 2, 4, 8, 12)
@@ -119,6 +119,7 @@ class Row:
     ap: float | None = None  # coco_val2017, GT boxes, flip off (section 4)
     pck: float | None = None  # PCK@0.1 against the teacher on the timed frames
     lost_pct: float | None = None  # street: % of the det-every-1 row's person-frames this row left unmatched
+    dist_pct: float | None = None  # street: mean joint distance from the det-every-1 row, % of person height
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -212,11 +213,12 @@ def summarise(runners: list[Runner], samples: list[Samples], labels: TeacherLabe
     ref = next((s for r, s in zip(runners, samples) if r.name == reference), None)
     for runner, s in zip(runners, samples):
         ms = statistics.fmean(s.ms)
+        agreement = compare_runs(ref.poses, s.poses) if ref is not None else None
         rows.append(Row(runner.name, runner.precision, runner.detector, len(s.ms), round(ms, 2),
                         round(statistics.median(s.ms), 2), round(1e3 / ms, 2), round(float(np.mean(s.people)), 2),
                         {k: round(statistics.fmean(v), 2) for k, v in s.stages.items()},
                         pck=None if labels is None else round(video_pck(labels, s.poses, s.frames).pck, 4),
-                        lost_pct=None if ref is None else compare_runs(ref.poses, s.poses).lost_pct))
+                        lost_pct=agreement and agreement.lost_pct, dist_pct=agreement and agreement.dist_pct_mean))
     for r in rows:
         r.ratio_vs_baseline = round(r.fps / rows[0].fps, 2)
     return rows
@@ -266,11 +268,13 @@ def street_configs() -> list[tuple[str, PipelineSettings]]:
     """The LPN rows of section 2: det-every 1 (the reference for people lost), the default, and the crowd
     options alone and together: YOLOX at 320 px, half-size crops for small people, boxes carried in crowds."""
     default = PipelineSettings()
-    small = {"small_crop_px": SMALL_CROP_PX}
+    small = {"small_crop_px": SMALL_CROP_PX[-1]}
     carried = {"det_every": 2, "carry_max_people": 10_000}
-    options = {"YOLOX 320": {"det_imgsz": 320}, f"crops <= {SMALL_CROP_PX} px at 64x48": small,
-               "det-every 2 in crowds": carried, f"YOLOX 320 + crops <= {SMALL_CROP_PX} px": {"det_imgsz": 320, **small},
-               "all three": {"det_imgsz": 320, **small, **carried}}
+    options = {"YOLOX 320": {"det_imgsz": 320},
+               **{f"crops <= {px} px at 64x48": {"small_crop_px": px} for px in SMALL_CROP_PX},
+               "det-every 2 in crowds": carried, "det-every 3 in crowds": {**carried, "det_every": 3},
+               f"320 + crops <= {SMALL_CROP_PX[-1]} + det-every 2": {"det_imgsz": 320, **small,
+                                                                                         **carried}}
     return [(EVERY_FRAME, replace(default, det_every=1)), (DEFAULT, default),
             *((f"{DEFAULT} + {label}", replace(default, **changes)) for label, changes in options.items())]
 
@@ -418,7 +422,9 @@ def tracking_note(det_every: int) -> str:
         return f"det-every {det_every}: run python -m benchmarks.bench_tracking for its PCK against det-every 1"
     videos = json.loads(TRACKING_JSON.read_text())["videos"]
     parts = [f"{video}: PCK {r['pck']:.3f} ({r['pck_delta']:+.3f}), {r['lost_pct']:.1f} % people lost"
-             for video, rows in videos.items() for r in rows if r["config"] == str(det_every)]
+             for video, rows in videos.items() for r in rows if r["config"] == str(det_every) and "pck" in r]
+    if not parts:
+        return f"det-every {det_every}: rerun python -m benchmarks.bench_tracking for its PCK against det-every 1"
     return (f"det-every {det_every} changes no still-image AP; against det-every 1 on the tuning videos "
             f"(benchmarks.bench_tracking, {TRACKING_JSON.relative_to(ROOT)}): " + "; ".join(parts))
 
@@ -444,13 +450,14 @@ def targets(walk: list[Row], street: dict, crops: dict) -> list[dict]:
 
 def print_rows(rows: list[Row]) -> None:
     print(f"{'pipeline':52} {'precision':15} {'ms/frame':>8} {'median':>7} {'FPS':>6} {'x base':>6} "
-          f"{'detect':>6} {'infer':>6} {'people':>6} {'PCK':>6} {'lost %':>6} {'AP':>6}  detector")
+          f"{'detect':>6} {'infer':>6} {'people':>6} {'PCK':>6} {'lost %':>6} {'dist %':>6} {'AP':>6}  detector")
     for r in rows:
-        pck, lost, ap = ("" if v is None else f"{v:.{d}f}" for v, d in ((r.pck, 3), (r.lost_pct, 1), (r.ap, 3)))
+        pck, lost, dist, ap = ("" if v is None else f"{v:.{d}f}"
+                               for v, d in ((r.pck, 3), (r.lost_pct, 1), (r.dist_pct, 2), (r.ap, 3)))
         print(f"{r.name:52} {r.precision:15} {r.ms_mean:8.1f} {r.ms_median:7.1f} {r.fps:6.1f} "
               f"{r.ratio_vs_baseline:6.2f} {r.stages_ms.get('detect', float('nan')):6.1f} "
-              f"{r.stages_ms.get('infer', float('nan')):6.1f} {r.people_mean:6.1f} {pck:>6} {lost:>6} {ap:>6}  "
-              f"{r.detector}")
+              f"{r.stages_ms.get('infer', float('nan')):6.1f} {r.people_mean:6.1f} {pck:>6} {lost:>6} {dist:>6} "
+              f"{ap:>6}  {r.detector}")
 
 
 def print_street(street: dict) -> None:

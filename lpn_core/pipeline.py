@@ -42,7 +42,7 @@ class PipelineSettings:
     backend: str = "onnx"             # onnx | torch
     device: str = "cpu"
     detector: str | None = None       # path, None (bundled YOLOX-nano), or "none" (full frame, then follow keypoints)
-    det_every: int = 5                # run the detector every N frames; between, boxes from keypoints
+    det_every: int = 3                # run the detector every N frames; between, boxes from keypoints
     carry_max_people: int = 6         # ...but every frame while more people than this are tracked
     carry_min_joints: int = 5         # a carried box moves only with this many joints >= kpt_thr, else detect
     carry_step: float = 0.1           # a carried box's size changes by at most this fraction a frame
