@@ -56,13 +56,15 @@ class PoseEstimator:
         centers, sizes = transforms.box_to_center_size(boxes_xyxy)
         return self.estimate(image, centers, sizes, small_max_px)
 
-    def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray, small_max_px: float = 0.0) -> np.ndarray:
+    def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
+                 small_max_px: float = 0.0) -> np.ndarray:
         """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2). One backend
         call per crop size: all crops of a size go in one batch."""
         self.times = EstimateTimes()
         keypoints = np.zeros((len(centers), 17, 3), np.float32)
         small = sizes[:, 1] <= small_max_px if self.small_backend is not None else np.zeros(len(centers), bool)
-        for mask, size, backend in ((~small, self.input_size, self.backend), (small, self.small_size, self.small_backend)):
+        groups = ((~small, self.input_size, self.backend), (small, self.small_size, self.small_backend))
+        for mask, size, backend in groups:
             if mask.any():
                 keypoints[mask] = self._estimate(image, centers[mask], sizes[mask], size, backend)
         return keypoints

@@ -72,7 +72,8 @@ def test_pad_and_carry_boxes() -> None:
     seen = Pose(standing(), np.array([97.5, 40, 122.5, 140], np.float32), 0.9)
     refs = crop_scales(np.stack([lost.box, seen.box]))
     carried = carry_boxes([lost, seen], np.array([0.7, 0.8]), refs, kpt_thr=0.3, keep_lost=True)
-    assert np.allclose(carried.found.boxes[0], [1, 2, 3, 4]) and np.allclose(carried.found.boxes[1], [97.5, 40, 122.5, 140])
+    assert np.allclose(carried.found.boxes[0], [1, 2, 3, 4])
+    assert np.allclose(carried.found.boxes[1], [97.5, 40, 122.5, 140])
     assert carried.found.scores.tolist() == pytest.approx([0.7, 0.8])  # the detector's score travels with the box
     assert carried.ref_scales.tolist() == pytest.approx(refs.tolist())  # so does the detected size
     assert carried.weak  # one person kept its box: detect again next frame
