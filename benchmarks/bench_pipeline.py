@@ -11,7 +11,7 @@ memory first (video decoding is not timed). What is measured, in this order:
 
 1. ``walk_away_720p.mp4`` (1 person). The baseline (Ultralytics YOLOv8n-pose INT8 OpenVINO: predict +
    drawing) and LPN pipelines (detect + crop + LPN + decode + track + draw): **lpn50 default** =
-   ``PipelineSettings()`` (det-every 5, precision auto, YOLOX-nano), the issue-10 number; lpn50 det-every
+   ``PipelineSettings()`` (det-every 3, precision auto, YOLOX-nano), the headline number; lpn50 det-every
    1 and 5 in fp32 and in int8; lpn101 and lpn152 default; lpn50 default with the shared YOLOv8n INT8
    OpenVINO detector (``--detector``, the recommended upgrade). All run interleaved (frame 0 through every
    configuration, then frame 1, ..., order rotated) so background load hits them alike and ratios hold;

@@ -1,4 +1,4 @@
-"""Overlap and threads on a small CPU (issue 10, item 4): does running the person detector for frame t+1
+"""Overlap and threads on a small CPU: does running the person detector for frame t+1
 while LPN estimates frame t help, and how many ONNX Runtime threads should each get?
 
     python -m benchmarks.bench_threads            # ~3 min on 2 cores

@@ -1,4 +1,4 @@
-"""The window's displayed FPS against the headless pipeline's, same settings, same video, one run (issue 10).
+"""The window's displayed FPS against the headless pipeline's, same settings, same video, one run.
 
     python -m benchmarks.bench_window                  # ~1.5 min: walking video, default settings
     python -m benchmarks.bench_window --video ../shared/data/videos/openpose_street_multi_person_720p.avi

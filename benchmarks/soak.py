@@ -1,4 +1,4 @@
-"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run? (issue 11)
+"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run?
 
     python -m benchmarks.soak --mode pipeline --minutes 30          # Pipeline on a looping video
     python -m benchmarks.soak --mode window --minutes 15 --switch-min 3   # the app, offscreen
