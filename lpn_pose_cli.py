@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
     people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
     people.add_argument("--det-imgsz", type=int, metavar="PX",
-                        help="YOLO detector input size (default: the model's; YOLOX exports are fixed)")
+                        help="detector input size: YOLO imgsz, or the long side of YOLOX's input (a multiple "
+                             "of 32); default: the model's")
     people.add_argument("--max-people", type=int, default=20, metavar="N", help="most people per frame (default 20)")
     people.add_argument("--no-tracking", action="store_true", help="no track ids")
     people.add_argument("--no-smoothing", action="store_true", help="no One-Euro smoothing of keypoints")

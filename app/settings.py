@@ -21,7 +21,7 @@ class GuiState:
     model: str = "lpn50"
     backend: str = "onnx"
     precision: str = "auto"
-    det_every: int = 5  # PipelineSettings' default (tests/test_app_settings.py checks they agree)
+    det_every: int = 3  # PipelineSettings' default (tests/test_app_settings.py checks they agree)
     kpt_thr: float = 0.3
     smoothing: bool = True
     show_boxes: bool = True

@@ -1,4 +1,4 @@
-"""Screenshot of the real window: ``python benchmarks/app_screenshot.py VIDEO docs/screenshot.png``.
+"""Screenshot of the real window: ``python -m benchmarks.app_screenshot VIDEO docs/screenshot.png``.
 
 Opens the app's MainWindow on a video (offscreen unless a display is set), waits until ``--frames`` frames
 have been shown, lets the status bar settle, and saves ``QWidget.grab()`` of the whole window as PNG.
@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

@@ -1,6 +1,6 @@
 """Per-crop latency of LPN-50/101/152 on PyTorch eager and ONNX Runtime, batch 1 and 4.
 
-    python benchmarks/bench_core.py [--runs 30] [--warmup 5] [--out benchmarks/results/bench_core.json]
+    python -m benchmarks.bench_core [--runs 30] [--warmup 5] [--out benchmarks/results/bench_core.json]
 
 Medians of at least ``--runs`` timed calls per configuration after ``--warmup`` untimed ones, all in
 one process, timed in warm blocks round-robin across configurations, so the ratios are comparable on
@@ -20,9 +20,8 @@ import numpy as np
 import onnxruntime
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lpn_core import count_flops, create_model, list_models  # noqa: E402
-from lpn_core.backends import OrtBackend, TorchBackend, cpu_threads  # noqa: E402
+from lpn_core import count_flops, create_model, list_models
+from lpn_core.backends import OrtBackend, TorchBackend, cpu_threads
 
 
 SETTLE_S = 0.3

@@ -1,6 +1,6 @@
 """Person detectors on real COCO images: person bbox AP (pycocotools) and median latency per image.
 
-    python benchmarks/bench_detectors.py [--data ../shared/data] [--models yolox,yolov8n_int8,fall]
+    python -m benchmarks.bench_detectors [--data ../shared/data] [--models yolox,yolov8n_int8,fall]
                                          [--iou 0.5] [--conf 0.3] [--out benchmarks/results/detectors.json]
 
 Every image of ``coco_val2017/images/`` (104) goes through every model twice: once at conf 0.001 for AP
@@ -25,10 +25,9 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lpn_core.backends import cpu_threads  # noqa: E402
-from lpn_core.detector import BUNDLED, BUNDLED_SHA256, PersonDetector, YoloDetector  # noqa: E402
-from lpn_core.yolox import YoloxDetector  # noqa: E402
+from lpn_core.backends import cpu_threads
+from lpn_core.detector import BUNDLED, BUNDLED_SHA256, PersonDetector, YoloDetector
+from lpn_core.yolox import YoloxDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 ANNOTATIONS = "coco_val2017/annotations/person_keypoints_val2017.json"

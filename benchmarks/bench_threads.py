@@ -1,8 +1,8 @@
-"""Overlap and threads on a small CPU (issue 10, item 4): does running the person detector for frame t+1
+"""Overlap and threads on a small CPU: does running the person detector for frame t+1
 while LPN estimates frame t help, and how many ONNX Runtime threads should each get?
 
-    python benchmarks/bench_threads.py            # ~3 min on 2 cores
-    python benchmarks/bench_threads.py --frames 20 --street-frames 20
+    python -m benchmarks.bench_threads            # ~3 min on 2 cores
+    python -m benchmarks.bench_threads --frames 20 --street-frames 20
 
 Detector (bundled YOLOX-nano) and LPN-50 (bundled weights, ``--precision``) on every frame (det-every 1:
 the case where the detector costs most), no tracking or drawing: only the two stages whose scheduling is
@@ -30,14 +30,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.bench_pipeline import STREET, WALK, machine, read_frames  # noqa: E402
-from lpn_core.detector import BUNDLED  # noqa: E402
-from lpn_core.estimator import build_estimator  # noqa: E402
-from lpn_core.yolox import YoloxDetector  # noqa: E402
+from benchmarks.bench_pipeline import STREET, WALK, machine, read_frames
+from lpn_core.detector import BUNDLED
+from lpn_core.estimator import build_estimator
+from lpn_core.yolox import YoloxDetector
 
 
 class Stages:

@@ -1,7 +1,7 @@
-"""The window's displayed FPS against the headless pipeline's, same settings, same video, one run (issue 10).
+"""The window's displayed FPS against the headless pipeline's, same settings, same video, one run.
 
-    python benchmarks/bench_window.py                  # ~1.5 min: walking video, default settings
-    python benchmarks/bench_window.py --video ../shared/data/videos/openpose_street_multi_person_720p.avi
+    python -m benchmarks.bench_window                  # ~1.5 min: walking video, default settings
+    python -m benchmarks.bench_window --video ../shared/data/videos/openpose_street_multi_person_720p.avi
 
 Four phases of ``--seconds`` each: headless, headless decoding the video, window, headless again.
 Headless is bench_pipeline.py's measurement (frames decoded beforehand; Pipeline.process + drawing the
@@ -23,7 +23,6 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 

@@ -1,8 +1,8 @@
-"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run? (issue 11)
+"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run?
 
-    python benchmarks/soak.py --mode pipeline --minutes 30          # Pipeline on a looping video
-    python benchmarks/soak.py --mode window --minutes 15 --switch-min 3   # the app, offscreen
-    python benchmarks/soak.py --mode pipeline --minutes 0.5 --sample-s 5 --warmup-min 0.1 \\
+    python -m benchmarks.soak --mode pipeline --minutes 30          # Pipeline on a looping video
+    python -m benchmarks.soak --mode window --minutes 15 --switch-min 3   # the app, offscreen
+    python -m benchmarks.soak --mode pipeline --minutes 0.5 --sample-s 5 --warmup-min 0.1 \\
         --weights untrained --detector none                         # a smoke run of the script itself
 
 pipeline: lpn_core's Pipeline on a real video re-opened at its end (tracks reset, as the app does at a
@@ -34,7 +34,6 @@ from typing import Callable, Iterator
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never download anything
 os.environ.setdefault("YOLO_VERBOSE", "False")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,4 +1,4 @@
-"""The AP table of docs/WEIGHTS.md: ``python benchmarks/weights_card.py --data ../shared/data/coco_val2017``.
+"""The AP table of docs/WEIGHTS.md: ``python -m benchmarks.weights_card --data ../shared/data/coco_val2017``.
 
 For each bundled (or given) LPN: keypoint AP with ground-truth boxes and with detector boxes, flip test on
 and off, by the paper's protocol (train.evaluate: beta-soft-argmax, rescoring, OKS-NMS, pycocotools). Beside
@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import io
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +20,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from lpn_core.backends import cpu_threads  # noqa: E402
-from lpn_core.detector import load_detector  # noqa: E402
-from lpn_core.weights import bundled_weights  # noqa: E402
-from train.data import IMREAD_FLAGS, load_coco, resolve_folder  # noqa: E402
-from train.evaluate import coco_eval, eval_boxes, evaluate, make_estimator  # noqa: E402
+from lpn_core.backends import cpu_threads
+from lpn_core.detector import load_detector
+from lpn_core.weights import bundled_weights
+from train.data import IMREAD_FLAGS, load_coco, resolve_folder
+from train.evaluate import coco_eval, eval_boxes, evaluate, make_estimator
 
 SHARED = ROOT.parent / "shared" / "data"
 

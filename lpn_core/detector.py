@@ -13,49 +13,21 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 import numpy as np
 
 from .assets import asset_path
+from .detections import Detections, PersonDetector
 from .errors import DetectorError
 from .weights import cache_dir
+from .yolox import YoloxDetector
 
 DEFAULT_ONLINE: Final = "yolov8n.pt"  # ultralytics downloads it from its GitHub release on first use (AGPL-3.0)
 BUNDLED: Final = asset_path("detectors/yolox_nano_416x416.onnx")  # checkout: assets/; installed: lpn_pose_assets/
 BUNDLED_SHA256: Final = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"  # Apache-2.0, Megvii
 NONE: Final = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class Detections:
-    """Person boxes (N, 4) float32 x1 y1 x2 y2 frame px, and scores (N,) float32 in [0, 1]."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    @staticmethod
-    def empty() -> Detections:
-        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
-
-    def top(self, k: int) -> Detections:
-        """The ``k`` highest-scoring detections, best first."""
-        order = np.argsort(-self.scores, kind="stable")[:max(k, 0)]
-        return Detections(self.boxes[order], self.scores[order])
-
-
-class PersonDetector(Protocol):
-    """Frame (H, W, 3) uint8 BGR -> Detections. ``full_frame`` detectors see no people, only the frame."""
-
-    name: str
-    full_frame: bool
-
-    def __call__(self, image: np.ndarray) -> Detections: ...
 
 
 class FullFrameDetector:
@@ -146,15 +118,10 @@ def resolve_detector(spec: str | os.PathLike | None, allow_download: bool = True
 
 
 def load_yolox(path: Path, conf: float, iou: float, imgsz: int | None, threads: int | None) -> PersonDetector:
-    """A YOLOX export on ONNX Runtime's CPU provider; the bundled file is sha256-checked first."""
-    from .yolox import YoloxDetector  # imports this module: loaded late
-
-    detector = YoloxDetector(path, conf=conf, iou=iou, threads=threads,
-                             sha256=BUNDLED_SHA256 if path == BUNDLED else None)
-    if imgsz is not None and (imgsz, imgsz) != detector.size:
-        raise DetectorError(f"--det-imgsz {imgsz}: the YOLOX export '{path.name}' has a fixed "
-                            f"{detector.size[1]}x{detector.size[0]} input; drop --det-imgsz or pass a YOLO --detector")
-    return detector
+    """A YOLOX export on ONNX Runtime's CPU provider; the bundled file is sha256-checked first. ``imgsz``:
+    long side of its input (a multiple of 32; default: the export's own size)."""
+    return YoloxDetector(path, conf=conf, iou=iou, threads=threads, imgsz=imgsz,
+                         sha256=BUNDLED_SHA256 if path == BUNDLED else None)
 
 
 def load_detector(spec: str | os.PathLike | None = None, conf: float = 0.3, iou: float = 0.5,

@@ -1,6 +1,7 @@
 """PoseEstimator: a BGR image and N person boxes -> N x 17 keypoints in image pixels, in one batch."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -37,47 +38,69 @@ class PoseEstimator:
     model_name: str = "lpn50"
     flip_test: bool = False
     untrained: bool = False
-    input_size: tuple[int, int] = (192, 256)  # (W, H)
+    input_size: tuple[int, int] = (256, 192)  # (H, W) of the crops, as everywhere in lpn_core
     weights_label: str = ""  # "official", "project-trained, AP 0.xx", "file x.pth", "UNTRAINED"
     precision: str = "fp32"  # what runs: fp32 | int8
     precision_note: str = ""  # why, for the status bar: "INT8, 2.4x fp32 here", "fp32: INT8 not faster here"
     flip_shift: float = 1.0  # flip-test shift in heatmap px: 1 (paper) or 0.75 for unbiased targets (codec)
     times: EstimateTimes = field(default_factory=EstimateTimes)
+    small_backend: Backend | None = None  # the same weights at half ``input_size``, for small people
 
-    def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """image (H, W, 3) uint8 BGR, boxes (N, 4) -> keypoints (N, 17, 3): x, y px, score."""
+    @property
+    def small_size(self) -> tuple[int, int]:
+        """(H, W) of the small crops: half ``input_size`` (LPN is fully convolutional; sides stay multiples of 16)."""
+        return self.input_size[0] // 2, self.input_size[1] // 2
+
+    def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray, small_max_px: float = 0.0) -> np.ndarray:
+        """image (H, W, 3) uint8 BGR, boxes (N, 4) -> keypoints (N, 17, 3): x, y px, score. People whose
+        padded crop is at most ``small_max_px`` frame px tall run at ``small_size`` (needs ``small_backend``)."""
         centers, sizes = transforms.box_to_center_size(boxes_xyxy)
-        return self.estimate(image, centers, sizes)
+        return self.estimate(image, centers, sizes, small_max_px)
 
-    def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2)."""
-        if len(centers) == 0:
-            self.times = EstimateTimes()
-            return np.zeros((0, 17, 3), np.float32)
-        t0 = time.perf_counter()
-        affines = transforms.crop_affines(centers, sizes, 0.0, self.input_size)
-        crops = transforms.normalize(transforms.warp_crops(image, affines, self.input_size))
-        t1 = time.perf_counter()
-        heatmaps = self.heatmaps(crops)
-        t2 = time.perf_counter()
-        coords, scores = codec.decode(heatmaps)
-        points = transforms.heatmap_to_frame(coords, affines, stride=self.input_size[0] / heatmaps.shape[3])
-        keypoints = np.concatenate([points, scores[..., None]], axis=2).astype(np.float32)
-        t3 = time.perf_counter()
-        self.times = EstimateTimes(crop=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3, decode=(t3 - t2) * 1e3)
+    def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
+                 small_max_px: float = 0.0) -> np.ndarray:
+        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2). One backend
+        call per crop size: all crops of a size go in one batch."""
+        self.times = EstimateTimes()
+        keypoints = np.zeros((len(centers), 17, 3), np.float32)
+        small = sizes[:, 1] <= small_max_px if self.small_backend is not None else np.zeros(len(centers), bool)
+        groups = ((~small, self.input_size, self.backend), (small, self.small_size, self.small_backend))
+        for mask, size, backend in groups:
+            if mask.any():
+                keypoints[mask] = self._estimate(image, centers[mask], sizes[mask], size, backend)
         return keypoints
 
-    def heatmaps(self, crops: np.ndarray) -> np.ndarray:
-        """Raw heatmaps (N, 17, 64, 48) for normalised crops; flip-merged when ``flip_test``."""
+    def _estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray, input_size: tuple[int, int],
+                  backend: Backend) -> np.ndarray:
+        """Crop, one batched backend call, decode, back to frame px; adds its stage times to ``times``."""
+        t0 = time.perf_counter()
+        affines = transforms.crop_affines(centers, sizes, 0.0, input_size)
+        crops = transforms.normalize(transforms.warp_crops(image, affines, input_size))
+        t1 = time.perf_counter()
+        heatmaps = self.heatmaps(crops, backend)
+        t2 = time.perf_counter()
+        coords, scores = codec.decode(heatmaps)
+        points = transforms.heatmap_to_frame(coords, affines, stride=input_size[1] / heatmaps.shape[3])
+        keypoints = np.concatenate([points, scores[..., None]], axis=2).astype(np.float32)
+        t3 = time.perf_counter()
+        self.times.crop += (t1 - t0) * 1e3
+        self.times.infer += (t2 - t1) * 1e3
+        self.times.decode += (t3 - t2) * 1e3
+        return keypoints
+
+    def heatmaps(self, crops: np.ndarray, backend: Backend | None = None) -> np.ndarray:
+        """Raw heatmaps (N, 17, H/4, W/4) for normalised crops (N, 3, H, W); flip-merged when ``flip_test``."""
+        backend = backend or self.backend
         if not self.flip_test:
-            return self.backend(crops)
-        both = self.backend(np.concatenate([crops, crops[..., ::-1]], axis=0))
+            return backend(crops)
+        both = backend(np.concatenate([crops, crops[..., ::-1]], axis=0))
         return codec.flip_merge(both[: len(crops)], both[len(crops):], shift=self.flip_shift)
 
 
 def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = None, backend: str = "onnx",
                     device: str = "cpu", flip_test: bool = False, threads: int | None = None,
-                    download: bool = True, spinning: bool = False, precision: str = "auto") -> PoseEstimator:
+                    download: bool = True, spinning: bool = False, precision: str = "auto",
+                    small_crops: bool = False) -> PoseEstimator:
     """Resolve weights (see ``weights.resolve_weights``), load them strictly, wrap in a backend.
 
     ``precision``: fp32, int8 (ONNX Runtime static INT8, ``quantize``) or auto (INT8 where its AP is
@@ -85,6 +108,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     ``spinning``: ONNX Runtime workers busy-wait between calls; off by default, because spinning LPN workers
     starve the detector and every other thread of a small CPU (2.6x slower pipeline, docs/PERFORMANCE.md).
     ``weights='untrained'`` keeps the paper's random init: for tests and timing, never for results.
+    ``small_crops``: also build ``small_backend`` (half the input size, same precision) for small people.
     """
     if backend not in BACKENDS:
         raise LpnError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -104,10 +128,24 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
         if device != "cpu":
             raise LpnError("the onnx backend runs on the CPU here: use --backend torch for --device cuda")
         runner, note = onnx_runner(net, model, info, threads, spinning, precision)
-    return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
-                         input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
-                         precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note,
-                         flip_shift=info.flip_shift)
+    estimator = PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
+                              input_size=info.input_size, weights_label=info.label,
+                              precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note,
+                              flip_shift=info.flip_shift)
+    if small_crops:
+        estimator.small_backend = small_runner(net, model, info, runner, device, threads, spinning)
+    return estimator
+
+
+def small_runner(net: LPN, model: str, info: WeightsInfo, runner: Backend, device: str, threads: int | None,
+                 spinning: bool) -> Backend:
+    """The backend of ``runner``'s kind and precision at half the input size."""
+    if runner.name == "torch":
+        return runner  # eager PyTorch takes any size
+    half = dataclasses.replace(info, input_size=(info.input_size[0] // 2, info.input_size[1] // 2))
+    if runner.name == "onnx-int8":
+        return int8_backend(net, model, half, threads, spinning)
+    return ort_backend(net, model, half.path, half.input_size, threads, spinning)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,

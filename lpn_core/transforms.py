@@ -1,7 +1,8 @@
 """Person boxes -> centre/size -> affine crops, and keypoints back to frame pixels (LPN_SPEC §4.2, §4.4).
 
 Sizes are in pixels (the reference's ``scale * 200``). Affines are (N, 2, 3) float64 matrices that
-map frame pixels to crop pixels, the same matrices ``cv2.warpAffine`` takes.
+map frame pixels to crop pixels, the same matrices ``cv2.warpAffine`` takes. Crop sizes are (H, W), as
+everywhere in lpn_core (docs/CONTRACTS.md); only the OpenCV call below takes them as (W, H).
 """
 from __future__ import annotations
 
@@ -34,20 +35,21 @@ def xywh_to_xyxy(boxes_xywh: np.ndarray) -> np.ndarray:
 
 
 def crop_affines(centers: np.ndarray, sizes: np.ndarray, rotations_deg: np.ndarray | float = 0.0,
-                 output_size: tuple[int, int] = (192, 256)) -> np.ndarray:
-    """Frame -> crop affines (N, 2, 3): centre to the crop centre, box width to ``output_size[0]``.
+                 output_size: tuple[int, int] = (256, 192)) -> np.ndarray:
+    """Frame -> crop affines (N, 2, 3): centre to the crop centre, box width to the crop width.
 
     Closed form of HRNet's ``get_affine_transform`` (its three-point construction describes a
     similarity: scale out_w / size_w, rotation by -r about the centre); written in closed form so
-    that it is vectorized over N. ``output_size`` is (W, H).
+    that it is vectorized over N. ``output_size`` is the crop's (H, W).
     """
     centers = np.asarray(centers, np.float64).reshape(-1, 2)
     sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
     rot = np.deg2rad(np.broadcast_to(np.asarray(rotations_deg, np.float64), (len(centers),)))
-    k = output_size[0] / sizes[:, 0]
+    out_h, out_w = output_size
+    k = out_w / sizes[:, 0]
     cos, sin = k * np.cos(rot), k * np.sin(rot)
     linear = np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1)  # (N, 2, 2)
-    out_center = np.array([output_size[0] * 0.5, output_size[1] * 0.5])
+    out_center = np.array([out_w * 0.5, out_h * 0.5])
     translation = out_center - np.einsum("nij,nj->ni", linear, centers)
     return np.concatenate([linear, translation[:, :, None]], axis=2)
 
@@ -64,11 +66,12 @@ def transform_points(points: np.ndarray, affines: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nkj->nki", affines[:, :, :2], points) + affines[:, None, :, 2]
 
 
-def warp_crops(image: np.ndarray, affines: np.ndarray, output_size: tuple[int, int] = (192, 256)) -> np.ndarray:
-    """Cut N crops (N, H, W, 3) uint8 out of a BGR image with bilinear ``cv2.warpAffine``."""
-    crops = np.empty((len(affines), output_size[1], output_size[0], 3), np.uint8)
+def warp_crops(image: np.ndarray, affines: np.ndarray, output_size: tuple[int, int] = (256, 192)) -> np.ndarray:
+    """Cut N crops (N, H, W, 3) uint8 of ``output_size`` (H, W) out of a BGR image with bilinear ``cv2.warpAffine``."""
+    out_h, out_w = output_size
+    crops = np.empty((len(affines), out_h, out_w, 3), np.uint8)
     for i, affine in enumerate(affines):  # one OpenCV call per crop; cv2 has no batched warp
-        cv2.warpAffine(image, affine, output_size, dst=crops[i], flags=cv2.INTER_LINEAR)
+        cv2.warpAffine(image, affine, (out_w, out_h), dst=crops[i], flags=cv2.INTER_LINEAR)
     return crops
 
 

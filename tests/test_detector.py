@@ -15,7 +15,7 @@ from conftest import shared_path
 from lpn_core import detector as det
 from lpn_core.detector import (BUNDLED, BUNDLED_SHA256, Detections, DetectorError, FullFrameDetector, YoloDetector,
                                 load_detector, person_classes)
-from lpn_core.yolox import YoloxDetector, letterbox, make_grids, sha256_of
+from lpn_core.yolox import YoloxDetector, decode, input_hw, letterbox, make_grids, nms, sha256_of
 
 ANNOTATIONS = "coco_val2017/annotations/person_keypoints_val2017.json"
 
@@ -154,7 +154,7 @@ class FakeSession:
         self.raw = raw
 
     def run(self, outputs, feeds: dict) -> list[np.ndarray]:
-        assert feeds["images"].shape == (1, 3, 416, 416)
+        assert feeds["images"].shape == (1, 3, 256, 416)  # 500 x 300 -> 416 x 250, rounded up to 32
         return [self.raw[None]]
 
 
@@ -171,8 +171,8 @@ def encode(box: list[float], ratio: float, stride: int, grid: np.ndarray, stride
 def test_decode_round_trip_nms_and_clipping(yolox: YoloxDetector, monkeypatch: pytest.MonkeyPatch) -> None:
     image = np.zeros((300, 500, 3), np.uint8)
     ratio = 416 / 500
-    grid, strides = make_grids((416, 416))
-    raw = np.zeros((3549, 85), np.float32)
+    grid, strides = make_grids((256, 416))
+    raw = np.zeros((len(grid), 85), np.float32)
     cases = [  # frame box, stride, objectness, class scores {class: score}
         ([100, 50, 220, 290], 16, 0.9, {0: 0.8}),     # a person: kept, exactly
         ([104, 54, 224, 286], 8, 0.8, {0: 0.7}),      # the same person, lower score: NMS drops it
@@ -235,9 +235,30 @@ def test_corrupt_yolox_path_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_yolox_has_a_fixed_input_size() -> None:
-    with pytest.raises(DetectorError, match="--det-imgsz 640: .* fixed 416x416 input"):
-        load_detector(None, imgsz=640)
+def test_yolox_input_follows_the_frame_and_det_imgsz() -> None:
+    assert input_hw((720, 1280), 416) == (256, 416) and input_hw((1280, 720), 416) == (416, 256)
+    assert input_hw((720, 1280), 320) == (192, 320) and input_hw((480, 480), 416) == (416, 416)
+    assert load_detector(None, imgsz=320, threads=1).imgsz == 320
+    with pytest.raises(DetectorError, match="--det-imgsz 300: YOLOX needs a multiple of 32"):
+        load_detector(None, imgsz=300)
+
+
+def test_a_frame_shaped_input_finds_what_the_square_export_finds(yolox: YoloxDetector) -> None:
+    """The symbolic input size is sound: 416x256 on a 16:9 frame gives the boxes of the export's own
+    416x416 (the same pixels at the same scale; only padding differs)."""
+    import onnxruntime as ort
+
+    frame = cv2.VideoCapture(str(shared_path("videos/openpose_street_multi_person_720p.avi"))).read()[1]
+    square = ort.InferenceSession(str(BUNDLED), providers=["CPUExecutionProvider"])
+    blob, ratio = letterbox(frame, (416, 416))
+    boxes, scores = decode(square.run(None, {"images": blob})[0][0], *make_grids((416, 416)))
+    keep = nms(boxes, scores, yolox.conf, yolox.iou)
+    found = yolox(frame)
+    assert len(found) == len(keep) >= 7
+    square_boxes = np.clip(boxes[keep] / ratio, 0, [1280, 720, 1280, 720])
+    ious = best_iou(square_boxes, found.boxes)
+    assert ious.min() > 0.9 and np.median(ious) > 0.99
+    np.testing.assert_allclose(np.sort(found.scores), np.sort(scores[keep]), atol=0.03)
 
 
 def test_yolov8n_name_means_cache_then_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,6 +61,51 @@ def test_flip_test_doubles_the_batch_and_keeps_symmetric_joints(shared) -> None:
     assert np.abs(keypoints[0, 0, :2] - nose[0, 0]).max() < sizes[0, 0] / 48 * 1.5
 
 
+def test_crop_sizes_are_height_then_width(shared) -> None:
+    """One convention across lpn_core (docs/CONTRACTS.md): input_size (128, 96) means 128 rows, 96 columns."""
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    box = np.array([[280.0, 40.0, 500.0, 420.0]])
+    affines = transforms.crop_affines(*transforms.box_to_center_size(box), 0.0, (128, 96))
+    joints = transforms.transform_points(np.array([[[48.0, 30.0]] * 17]), transforms.invert_affines(affines))
+    seen: list[tuple[int, ...]] = []
+
+    def backend(crops: np.ndarray) -> np.ndarray:
+        seen.append(crops.shape)
+        crop_joints = transforms.transform_points(joints, affines)  # (30, 48) px of the 128 x 96 crop
+        return codec.encode(crop_joints, np.ones((1, 17)), heatmap_size=(32, 24))[0]
+
+    keypoints = PoseEstimator(backend, input_size=(128, 96))(image, box)
+    assert seen == [(1, 3, 128, 96)]
+    assert np.abs(keypoints[0, :, :2] - joints[0]).max() < (box[0, 3] - box[0, 1]) * 1.25 / 32
+
+
+def test_small_people_run_at_half_the_crop_size_in_their_own_batch(shared) -> None:
+    image = cv2.imread(str(shared("coco_val2017/images/000000000785.jpg")))
+    boxes = np.array([[280.0, 40.0, 500.0, 420.0], [20.0, 30.0, 60.0, 90.0], [300, 300, 330, 340]])
+    joints = boxes[:, None, :2] + np.array([0.5, 0.3]) * (boxes[:, None, 2:] - boxes[:, None, :2])
+    joints = np.repeat(joints, 17, axis=1)
+    seen: list[tuple[int, ...]] = []
+
+    def backend(crops: np.ndarray) -> np.ndarray:  # peaks where ``joints`` fall in each crop
+        seen.append(crops.shape)
+        height, width = crops.shape[2:]
+        affines = transforms.crop_affines(*transforms.box_to_center_size(batch.pop(0)), 0.0, (height, width))
+        return codec.encode(transforms.transform_points(joints[order.pop(0)], affines), np.ones((len(crops), 17)),
+                            heatmap_size=(height // 4, width // 4))[0]
+
+    estimator = PoseEstimator(backend, input_size=(128, 96), small_backend=backend)
+    batch, order = [boxes[[0]], boxes[[1, 2]]], [[0], [1, 2]]
+    keypoints = estimator(image, boxes, small_max_px=100)  # crops of 75 and 50 px: small
+    assert seen == [(1, 3, 128, 96), (2, 3, 64, 48)]
+    crop_heights = transforms.box_to_center_size(boxes)[1][:, 1]
+    err = np.linalg.norm(keypoints[..., :2] - joints, axis=2).max(axis=1)
+    assert (err <= crop_heights / 16).all()  # within a heatmap pixel of each crop
+    seen.clear()
+    batch, order = [boxes], [[0, 1, 2]]
+    estimator(image, boxes)  # small_max_px 0: everyone at the full size
+    assert seen == [(3, 3, 128, 96)]
+
+
 def test_no_boxes_means_no_backend_call() -> None:
     backend = TargetBackend(np.zeros((0, 17, 2)), np.zeros((0, 2, 3)))
     out = PoseEstimator(backend)(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))

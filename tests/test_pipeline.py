@@ -12,7 +12,8 @@ from conftest import shared_path
 from lpn_core.detector import Detections, FullFrameDetector, YoloDetector
 from lpn_core.errors import LpnError, SourceError
 from lpn_core.estimator import PoseEstimator, build_estimator
-from lpn_core.pipeline import Pipeline, PipelineSettings, carry_boxes, instance_scores, pad_boxes
+from lpn_core.pipeline import (CarryRule, Pipeline, PipelineSettings, carry_boxes, crop_scales, instance_scores,
+                               pad_boxes)
 from lpn_core.types import Pose
 
 FRAME = np.zeros((480, 640, 3), np.uint8)
@@ -58,20 +59,63 @@ def test_instance_score_is_box_times_mean_confident_joint() -> None:
     assert instance_scores(np.array([0.5, 0.9]), kpts) == pytest.approx([0.4, 0.0])
 
 
+def standing(x: float = 100.0, top: float = 50.0, height: float = 80.0, score: float = 0.9) -> np.ndarray:
+    """(17, 3) joints spread over a 20 x ``height`` px person at (x, top), all scoring ``score``."""
+    kpts = np.zeros((17, 3), np.float32)
+    kpts[:, 0], kpts[:, 1], kpts[:, 2] = np.linspace(x, x + 20, 17), np.linspace(top, top + height, 17), score
+    return kpts
+
+
 def test_pad_and_carry_boxes() -> None:
     assert np.allclose(pad_boxes(np.array([[0, 0, 10, 20]], np.float32), 2.0), [[-5, -10, 15, 30]])
     lost = Pose(np.zeros((17, 3), np.float32), np.array([1, 2, 3, 4], np.float32), 0.0)
-    kpts = np.zeros((17, 3), np.float32)
-    kpts[:, 0], kpts[:, 1], kpts[:, 2] = np.linspace(100, 120, 17), np.linspace(50, 130, 17), 0.9
-    seen = Pose(kpts, np.array([0, 0, 640, 480], np.float32), 0.9)
-    carried, weak = carry_boxes([lost, seen], np.array([0.7, 0.8]), kpt_thr=0.3, keep_lost=True)
-    assert np.allclose(carried.boxes[0], [1, 2, 3, 4]) and np.allclose(carried.boxes[1], [97.5, 40, 122.5, 140])
-    assert carried.scores.tolist() == pytest.approx([0.7, 0.8])  # the detector's score travels with the box
-    assert weak  # one person kept its box: detect again next frame
-    assert carry_boxes([seen], np.array([0.8]), 0.3, keep_lost=True)[1] is False
-    dropped, weak = carry_boxes([lost], np.array([0.7]), 0.3, keep_lost=False)
-    assert len(dropped) == 0 and weak is False
-    assert carry_boxes([], np.zeros(0), 0.3, keep_lost=True)[1] is False
+    seen = Pose(standing(), np.array([97.5, 40, 122.5, 140], np.float32), 0.9)
+    refs = crop_scales(np.stack([lost.box, seen.box]))
+    carried = carry_boxes([lost, seen], np.array([0.7, 0.8]), refs, kpt_thr=0.3, keep_lost=True)
+    assert np.allclose(carried.found.boxes[0], [1, 2, 3, 4])
+    assert np.allclose(carried.found.boxes[1], [97.5, 40, 122.5, 140])
+    assert carried.found.scores.tolist() == pytest.approx([0.7, 0.8])  # the detector's score travels with the box
+    assert carried.ref_scales.tolist() == pytest.approx(refs.tolist())  # so does the detected size
+    assert carried.weak  # one person kept its box: detect again next frame
+    assert carry_boxes([seen], np.array([0.8]), refs[1:], 0.3, keep_lost=True).weak is False
+    dropped = carry_boxes([lost], np.array([0.7]), refs[:1], 0.3, keep_lost=False)
+    assert len(dropped.found) == 0 and len(dropped.ref_scales) == 0
+    assert carry_boxes([], np.zeros(0), np.zeros(0), 0.3, keep_lost=True).weak is False
+
+
+def test_a_carried_box_cannot_collapse_onto_a_few_joints() -> None:
+    """Only the head is confident: its keypoint box is a fraction of the person, so the box is kept and the
+    detector runs next frame, instead of shrinking onto the head (the collapse of docs/PERFORMANCE.md)."""
+    detected_box = np.array([90, 40, 130, 290], np.float32)
+    kpts = standing(height=250)
+    kpts[5:, 2] = 0.1  # only the 5 head joints (top 60 px) are confident
+    head_only = Pose(kpts, detected_box, 0.9)
+    carried = carry_boxes([head_only], np.array([0.9]), crop_scales(detected_box[None]), 0.3, keep_lost=True)
+    assert np.allclose(carried.found.boxes[0], detected_box) and carried.weak
+    kpts[:4, 2] = 0.1  # fewer than min_joints: likewise
+    assert carry_boxes([head_only], np.array([0.9]), crop_scales(detected_box[None]), 0.3, keep_lost=True).weak
+
+
+def test_a_carried_box_changes_size_by_at_most_a_step_and_within_its_bounds() -> None:
+    ref = np.array([200.0], np.float32)
+    box = np.array([100, 50, 150, 250], np.float32)  # 200 px tall: the detected size
+    grown = Pose(standing(height=184), box, 0.9)  # keypoints ask for 1.25 x 184 = 230 px: +15 %
+    step = carry_boxes([grown], np.array([0.9]), ref, 0.3, keep_lost=True, rule=CarryRule(step=0.1))
+    assert crop_scales(step.found.boxes)[0] == pytest.approx(220.0) and not step.weak  # +10 % this frame
+    centre = (step.found.boxes[0, 1] + step.found.boxes[0, 3]) / 2
+    assert centre == pytest.approx(50 + 92)  # centred on the joints
+    at_bound = Pose(standing(height=184), np.array([100, 50, 150, 320], np.float32), 0.9)  # last box 270 px
+    capped = carry_boxes([at_bound], np.array([0.9]), ref, 0.3, keep_lost=True, rule=CarryRule(max_scale=1.2))
+    assert crop_scales(capped.found.boxes)[0] == pytest.approx(240.0)  # 270 - 10 % = 243, capped at 1.2 x 200
+    far = Pose(standing(height=300), box, 0.9)  # 375 px wanted: 1.9 x the detected size
+    kept = carry_boxes([far], np.array([0.9]), ref, 0.3, keep_lost=True)
+    assert np.allclose(kept.found.boxes[0], box) and kept.weak
+
+
+def test_carried_boxes_stay_in_the_frame() -> None:
+    near_edge = Pose(standing(x=5, top=0, height=120), np.array([0, 0, 40, 150], np.float32), 0.9)
+    carried = carry_boxes([near_edge], np.array([0.9]), np.array([150.0]), 0.3, keep_lost=True, frame_hw=(480, 640))
+    assert (carried.found.boxes >= 0).all()
 
 
 def test_all_people_go_to_the_backend_in_one_call() -> None:
@@ -113,7 +157,7 @@ def test_det_every_5_with_confident_keypoints_detects_once_in_5_frames() -> None
 
 
 def test_weak_pose_re_detects_on_the_next_frame() -> None:
-    """Fewer than 3 confident joints: the box is kept for the next frame, and the detector runs there."""
+    """Too few confident joints: the box is kept for the next frame, and the detector runs there."""
     detector = FakeDetector([[100, 50, 200, 350]], [0.9])
     pipeline, backend = fake_pipeline(detector, det_every=5, overlap=False)
     pipeline.process(FRAME, 0, 0.0)
@@ -313,3 +357,49 @@ def test_overlap_detector_errors_reach_the_caller_and_reset_drops_the_detection_
     assert pipeline._pending is None
     pipeline.close()
     assert pipeline._pool is None
+
+
+# --- carried boxes on a real tuning clip (docs/PERFORMANCE.md, "Carried boxes") --------------------------------
+
+def carried_size_ratios(settings: PipelineSettings, frames: list[np.ndarray], estimator: PoseEstimator) -> list[float]:
+    """On frames without a detection: each box's crop size over its track's size at the last detection."""
+    from lpn_core.detector import load_detector
+
+    people = load_detector(None, threads=2)
+    calls = 0
+
+    def counting(image: np.ndarray) -> Detections:
+        nonlocal calls
+        calls += 1
+        return people(image)
+
+    counting.name, counting.full_frame = "yolox", False
+    pipeline = Pipeline(settings, estimator, counting)
+    detected: dict[int, float] = {}
+    ratios = []
+    for i, frame in enumerate(frames):
+        before = calls
+        for pose in pipeline.process(frame, i, i / 60).poses:
+            scale = float(crop_scales(pose.box[None])[0])
+            if calls > before:
+                detected[pose.track_id] = scale
+            elif pose.track_id in detected:
+                ratios.append(scale / detected[pose.track_id])
+    return ratios
+
+
+def test_carried_boxes_stay_within_their_bounds_on_a_tuning_clip() -> None:
+    """Jumping jacks (never trained on), first 100 frames, det-every 5: with the rule before bounded boxes
+    the carried box shrank to 0.60 and grew to 1.67 of the detected size; now it stays in [0.7, 1.4]."""
+    cap = cv2.VideoCapture(str(shared_path("videos_tune/jumping_jacks_gym_1person.mp4")))
+    frames = [cap.read()[1] for _ in range(100)]
+    cap.release()
+    estimator = build_estimator("lpn50", threads=2, download=False, precision="fp32")
+    unbounded = PipelineSettings(det_every=5, smoothing=False, carry_min_joints=3, carry_step=np.inf,
+                                 carry_min_scale=0.0, carry_max_scale=np.inf)
+    old = carried_size_ratios(unbounded, frames, estimator)
+    assert min(old) < 0.7 and max(old) > 1.4  # the clip provokes both a collapse and a blow-up
+    bounded = PipelineSettings(det_every=5, smoothing=False)
+    now = carried_size_ratios(bounded, frames, estimator)
+    assert len(now) > 50
+    assert bounded.carry_min_scale - 1e-3 <= min(now) and max(now) <= bounded.carry_max_scale + 1e-3

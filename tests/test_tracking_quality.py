@@ -1,16 +1,11 @@
 """benchmarks/bench_tracking.py's comparison of a det-every-N run with the det-every-1 reference, on synthetic poses."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from bench_tracking import compare_runs, id_switches, joint_distances, match_people  # noqa: E402
-from lpn_core.types import Pose  # noqa: E402
+from benchmarks.bench_tracking import compare_runs, id_switches, joint_distances, match_people
+from lpn_core.types import Pose
 
 
 def person(x: float, y: float = 0.0, track_id: int | None = 1, score: float = 0.9, height: float = 200.0) -> Pose:

@@ -95,7 +95,7 @@ def test_round_trip_crop_target_decode_inverse(val_instances) -> None:
     inside the crop with a peak on the map are checked: just left/above the crop int() truncates
     toward zero (HRNet's quirk), at the right/bottom edge μ can round off the map."""
     inst = val_instances
-    affines = transforms.crop_affines(inst.centers, inst.sizes, 0.0, (192, 256))
+    affines = transforms.crop_affines(inst.centers, inst.sizes, 0.0, (256, 192))
     joints_in = transforms.transform_points(inst.joints, affines)
     targets, weights = codec.encode(joints_in, inst.visible, (64, 48))
     coords, scores = codec.decode(targets, quarter_offset=False)
@@ -119,7 +119,7 @@ def test_round_trip_within_half_pixel_at_heatmap_resolution(val_instances) -> No
     first = inst.visible.argmax(axis=1)
     centers = inst.joints[np.arange(len(inst)), first] + rng.uniform(-0.5, 0.5, (len(inst), 2))
     sizes = np.tile([48.0, 64.0], (len(inst), 1))
-    affines = transforms.crop_affines(centers, sizes, 0.0, (192, 256))
+    affines = transforms.crop_affines(centers, sizes, 0.0, (256, 192))
     joints_in = transforms.transform_points(inst.joints, affines)
     targets, weights = codec.encode(joints_in, inst.visible, (64, 48))
     coords, _ = codec.decode(targets, quarter_offset=False)

@@ -109,7 +109,7 @@ def test_detection_boxes_and_batched_predict_match_pose_estimator() -> None:
     assert boxes.sizes[0, 0] / boxes.sizes[0, 1] == pytest.approx(0.75) and boxes.sizes[0].max() == pytest.approx(1.25 * max(h, w / 0.75))
 
     few = boxes.subset(np.flatnonzero(np.isin(boxes.image_ids, [785, 40083]))[:7])
-    estimator = PoseEstimator(TorchBackend(create_model("lpn50")), flip_test=True, input_size=(48, 64))
+    estimator = PoseEstimator(TorchBackend(create_model("lpn50")), flip_test=True, input_size=(64, 48))
     batched = predict(estimator, few, batch_size=4)
     import cv2
     for image_id in np.unique(few.image_ids):

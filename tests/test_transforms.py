@@ -32,7 +32,7 @@ def test_box_to_center_size_widens_to_aspect_then_pads() -> None:
 @pytest.mark.parametrize("rot", [0.0, 30.0, -75.0])
 def test_closed_form_affine_equals_hrnet_three_point_construction(rot: float) -> None:
     center, size = np.array([321.5, 180.25]), np.array([150.0, 200.0])
-    ours = transforms.crop_affines(center, size, rot, (192, 256))[0]
+    ours = transforms.crop_affines(center, size, rot, (256, 192))[0]
     np.testing.assert_allclose(ours, hrnet_affine(center, size, rot, (192, 256)), atol=1e-3)
 
 

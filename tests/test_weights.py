@@ -148,7 +148,7 @@ def test_bundled_weights_build_an_estimator_at_their_input_size(isolated, lpn50_
     _, bundled = isolated
     bundle(bundled, "lpn50", lpn50_file.read_bytes(), input_size=(128, 96))
     estimator = build_estimator("lpn50", backend="onnx", download=False)
-    assert estimator.input_size == (96, 128) and estimator.weights_label.startswith("project-trained")
+    assert estimator.input_size == (128, 96) and estimator.weights_label.startswith("project-trained")
     assert not estimator.untrained
     image = np.zeros((240, 320, 3), np.uint8)
     assert estimator(image, np.array([[10, 10, 100, 200.0]])).shape == (1, 17, 3)

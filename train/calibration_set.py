@@ -38,8 +38,8 @@ def person_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The 256x192 BGR crop the pipeline would cut for ``box``."""
     centers, sizes = transforms.box_to_center_size(box[None])
     height, width = CROP_SIZE
-    affines = transforms.crop_affines(centers, sizes, 0.0, (width, height))
-    return transforms.warp_crops(image, affines, (width, height))[0]
+    affines = transforms.crop_affines(centers, sizes, 0.0, (height, width))
+    return transforms.warp_crops(image, affines, (height, width))[0]
 
 
 def build(people: Path, out: Path, per_folder: int = 1, limit: int = 64) -> int:

@@ -206,14 +206,14 @@ def flip_instance(joints: np.ndarray, visible: np.ndarray, center: np.ndarray, w
 
 
 def sample_affine(center: np.ndarray, size: np.ndarray, scale: float, rot: float, flip: bool, width: int,
-                  input_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+                  input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(affine applied to the mirrored-or-not image frame, affine applied to the original image).
 
     HRNet mirrors the whole image and then crops around the mirrored centre; cropping the original
     image with (crop affine) o (mirror) gives the same pixels exactly, since the mirror x <- W-1-x
-    maps the pixel grid onto itself. The first matrix is the one for (mirrored) joints.
+    maps the pixel grid onto itself. The first matrix is the one for (mirrored) joints. ``input_size``: (H, W).
     """
-    crop = transforms.crop_affines(center[None], size[None] * scale, rot, input_wh)[0]
+    crop = transforms.crop_affines(center[None], size[None] * scale, rot, input_size)[0]
     if not flip:
         return crop, crop
     mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -289,9 +289,9 @@ class CocoKeypoints(Dataset):
         scale, rot, flip = self.augment.draw(rng) if (self.augment and rng is not None) else (1.0, 0.0, False)
         if flip:
             joints, visible, center = flip_instance(joints, visible, center, image.shape[1])
-        height, width = input_size or self.input_size
-        joint_affine, image_affine = sample_affine(center, size, scale, rot, flip, image.shape[1], (width, height))
-        crop = transforms.warp_crops(image, image_affine[None, :2], (width, height))[0]
+        input_size = input_size or self.input_size
+        joint_affine, image_affine = sample_affine(center, size, scale, rot, flip, image.shape[1], input_size)
+        crop = transforms.warp_crops(image, image_affine[None, :2], input_size)[0]
         joints_in = transforms.transform_points(joints[None], joint_affine[None])[0]
         return crop, joints_in, visible, joint_affine
 

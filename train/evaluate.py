@@ -273,7 +273,7 @@ def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], b
     else:
         runner = TorchBackend(net, device)
     return PoseEstimator(runner, model_name=model_name, flip_test=flip_test, untrained=path is None,
-                         input_size=(input_size[1], input_size[0]), flip_shift=flip_shift)
+                         input_size=tuple(input_size), flip_shift=flip_shift)
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:

@@ -28,6 +28,7 @@ from lpn_core.errors import DataError, LpnError
 from .evaluate import COCO_SIGMAS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+TUNING_FOLDER = "videos_tune"  # videos that choose the pipeline's defaults (docs/PERFORMANCE.md): never trained on
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def refuse_tuning_sources(sources: list[str]) -> None:
+    """DataError if a video or image folder lies in a ``videos_tune`` folder: its frames must never reach
+    training labels, or the defaults chosen on them would be chosen on trained-on people."""
+    for source in sources:
+        if TUNING_FOLDER in Path(source).resolve().parts:
+            raise DataError(f"'{source}' is in a {TUNING_FOLDER}/ folder: those videos choose the pipeline's "
+                            "defaults and are never trained on; label other videos")
+
+
 def run(args: argparse.Namespace) -> int:
+    refuse_tuning_sources([*args.images, *args.video])
     teacher = Teacher(args.teacher, args.imgsz, conf=0.05 if args.agreement else args.box_thr)
     if args.agreement:
         print(agreement(teacher, [Path(d) for d in args.agreement], [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]))

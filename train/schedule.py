@@ -113,8 +113,7 @@ def validate(model: LPN, data: TrainData, config: TrainConfig, runtime: Runtime)
     set, its AP and AP50 are added to the stats as AP2 and AP2_50."""
     backend = TorchBackend(model, str(runtime.device))
     estimator = PoseEstimator(backend, model_name=config.model, flip_test=config.flip_test,
-                              flip_shift=config.flip_shift,
-                              input_size=(config.input_size[1], config.input_size[0]))
+                              flip_shift=config.flip_shift, input_size=tuple(config.input_size))
     try:
         result = evaluate(estimator, data.val_coco, data.val_instances, config.eval_batch_size, config.in_vis_thre,
                           config.oks_thre, data.val_image_ids)
