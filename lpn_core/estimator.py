@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -106,6 +107,26 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
                          input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
                          precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note)
+
+
+class ModelSettings(Protocol):
+    """The fields of ``lpn_core.pipeline.PipelineSettings`` that choose the pose model."""
+
+    model: str
+    weights: str | None
+    backend: str
+    device: str
+    flip_test: bool
+    threads: int | None
+    precision: str
+
+
+def estimator_from_settings(settings: ModelSettings, spinning: bool = False) -> PoseEstimator:
+    """``build_estimator`` for the model a PipelineSettings describes (the CLI, the window and the pipeline
+    all build it this way)."""
+    return build_estimator(settings.model, settings.weights, settings.backend, settings.device,
+                           flip_test=settings.flip_test, threads=settings.threads, spinning=spinning,
+                           precision=settings.precision)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,

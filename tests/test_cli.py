@@ -41,7 +41,7 @@ def fast_models(monkeypatch: pytest.MonkeyPatch, models) -> None:
     """main() builds its pipeline as usual, but gets the module's models instead of new copies."""
     estimator, detector = models
     real_load = pipeline_module.load_detector
-    monkeypatch.setattr(pipeline_module, "build_estimator", lambda *args, **kwargs: estimator)
+    monkeypatch.setattr(pipeline_module, "estimator_from_settings", lambda *args, **kwargs: estimator)
     monkeypatch.setattr(pipeline_module, "load_detector", lambda spec, *args, **kwargs:
                         detector if spec == str(shared_path(DETECTOR)) else real_load(spec, *args, **kwargs))
 
