@@ -29,7 +29,7 @@ WARN: Final = (0, 0, 230)
 FONT: Final = cv2.FONT_HERSHEY_SIMPLEX
 STAGES: Final = ("detect", "crop", "infer", "decode", "track", "draw")
 HUD_TEXT_PX: Final = 27  # height of "Ag" in FONT at scale 1.0
-HUD_TEXT_SHARE: Final = 0.021  # readout text height / frame height: three lines fill about 12 %
+HUD_TEXT_SHARE: Final = 0.024  # readout text height / frame height: three lines fill about 14 %
 HUD_MIN_SCALE: Final = 0.3  # smaller Hershey text is unreadable
 HUD_MAX_SHARE: Final = 0.15  # the readout covers at most this share of the frame's height
 
