@@ -41,11 +41,9 @@ class FrameWriter(Protocol):
     def write(self, image: np.ndarray, result: FrameResult, time_s: float | None) -> str | None:
         """Write one frame (``image``: the overlay); a one-line warning the first time something is off."""
 
-    def close(self) -> str:
-        """Finalize; what was kept, e.g. "118 frames recorded in /x.mp4"."""
-
-    def fail(self, err: Exception) -> str:
-        """Finalize after ``write`` raised ``err``; one line saying what stopped and what was kept."""
+    def close(self, error: Exception | None = None) -> str:
+        """Finalize; what was kept ("118 frames recorded in /x.mp4"), or, after ``write`` raised ``error``,
+        one line saying what stopped and what was kept."""
 
 
 class Recording:
@@ -83,13 +81,11 @@ class Recording:
     def frames_written(self) -> int:
         return self.sink.frames_written
 
-    def close(self) -> str:
+    def close(self, error: Exception | None = None) -> str:
         self.sink.close()
-        return f"{self.frames_written} frames recorded in {self.path}"
-
-    def fail(self, err: Exception) -> str:
-        self.sink.close()
-        return f"{err}; recording stopped, {self.frames_written} frames kept in {self.path}"
+        if error is None:
+            return f"{self.frames_written} frames recorded in {self.path}"
+        return f"{error}; recording stopped, {self.frames_written} frames kept in {self.path}"
 
 
 class JsonOutput:
@@ -105,20 +101,19 @@ class JsonOutput:
         size = (result.frame.shape[1], result.frame.shape[0])
         self.writer.write(result, time_s, **({} if self.size in (None, size) else {"size": list(size)}))
 
-    def close(self) -> str:
-        self.writer.close(complete=True)
-        return f"keypoints in {self.path}"
-
-    def fail(self, err: Exception) -> str:
-        self.writer.close(complete=False)
-        reason = err if isinstance(err, LpnError) else f"cannot write {self.path} ({getattr(err, 'strerror', 0) or err})"
+    def close(self, error: Exception | None = None) -> str:
+        self.writer.close(complete=error is None)
+        if error is None:
+            return f"keypoints in {self.path}"
+        reason = error if isinstance(error, LpnError) else \
+            f"cannot write {self.path} ({getattr(error, 'strerror', None) or error})"
         return f"keypoint export stopped: {reason}"
 
 
 class CsvOutput:
     """lpn_core's CsvWriter (the CLI's ``--csv``): one row per person per frame, joint angles included."""
 
-    def __init__(self, path: Path, meta: dict | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.writer = CsvWriter(self.path)  # OutputError when unwritable
         self.started = f"Exporting a CSV row per person per frame to {self.path}"
@@ -126,13 +121,9 @@ class CsvOutput:
     def write(self, image: np.ndarray, result: FrameResult, time_s: float | None) -> None:
         self.writer.write(result, time_s)
 
-    def close(self) -> str:
+    def close(self, error: Exception | None = None) -> str:
         self.writer.close()
-        return f"{self.writer.rows} CSV rows in {self.path}"
-
-    def fail(self, err: Exception) -> str:
-        self.writer.close()
-        return f"CSV export stopped: {err}"
+        return f"{self.writer.rows} CSV rows in {self.path}" if error is None else f"CSV export stopped: {error}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,7 +232,7 @@ class InferenceWorker(QThread):
                     note = writer.write(image, result, time_s)
                 except (LpnError, OSError) as err:
                     del self._writers[key]
-                    self.failed.emit(writer.fail(err))
+                    self.failed.emit(writer.close(err))
                     continue
                 if note:
                     self.warned.emit(note)

@@ -159,7 +159,7 @@ def draw_untrained_banner(image: np.ndarray) -> int:
         text = "UNTRAINED WEIGHTS"
         (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, width // 2))
     height = th + base + 10
-    cv2.rectangle(image, (0, 0), (image.shape[1], height), WARN, -1)
+    cv2.rectangle(image, (0, 0), (image.shape[1] - 1, height - 1), WARN, -1)  # corners are inclusive
     cv2.putText(image, text, (max(4, (image.shape[1] - tw) // 2), th + 5), FONT, scale, (255, 255, 255),
                 max(1, width // 2), cv2.LINE_AA)
     return height

@@ -14,38 +14,12 @@ import pytest
 
 from app import MainWindow
 from app import capture as capture_module
-from app.settings import open_store
 from lpn_core.errors import SourceError
-from lpn_core.pipeline import PipelineSettings
 from lpn_core.stream import FrameSource
-from tests.conftest import shared_path
+from tests.conftest import shared_path, wait_frames
 
 WALK = "videos/walk_away_720p.mp4"
 DETECTOR = "detectors/yolov8n_int8_openvino_model"
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path):
-    windows = []
-
-    def make(source=None, store_name: str = "settings.ini", **settings) -> MainWindow:
-        base = dict(weights="untrained", detector="none", backend="onnx")
-        window = MainWindow(PipelineSettings(**{**base, **settings}), source,
-                            store=open_store(tmp_path / store_name))
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-        assert window.loader.join(120), "a model build did not finish"  # as run_gui does before exiting
-
-
-def wait_frames(qtbot, window: MainWindow, count: int, timeout_ms: int = 90000) -> None:
-    target = window.frames_shown + count
-    qtbot.waitUntil(lambda: window.frames_shown >= target, timeout=timeout_ms)
 
 
 def wait_quiet(qtbot, window: MainWindow, quiet_s: float = 2.0, timeout_s: float = 30.0) -> int:
