@@ -1,4 +1,4 @@
-"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run? (issue 11)
+"""Soak runs: does LPN Pose keep its memory, files, threads and speed over a long run?
 
     python benchmarks/soak.py --mode pipeline --minutes 30          # Pipeline on a looping video
     python benchmarks/soak.py --mode window --minutes 15 --switch-min 3   # the app, offscreen

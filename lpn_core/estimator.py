@@ -50,7 +50,8 @@ class PoseEstimator:
         return self.estimate(image, centers, sizes)
 
     def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2)."""
+        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (SimpleBaseline's box rule:
+        aspect 3:4, x1.25; ``_box2cs`` in https://github.com/microsoft/human-pose-estimation.pytorch)."""
         if len(centers) == 0:
             self.times = EstimateTimes()
             return np.zeros((0, 17, 3), np.float32)
@@ -107,26 +108,6 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     return PoseEstimator(runner, model_name=model, flip_test=flip_test, untrained=path is None,
                          input_size=(info.input_size[1], info.input_size[0]), weights_label=info.label,
                          precision=quantize.BACKEND_PRECISION[runner.name], precision_note=note)
-
-
-class ModelSettings(Protocol):
-    """The fields of ``lpn_core.pipeline.PipelineSettings`` that choose the pose model."""
-
-    model: str
-    weights: str | None
-    backend: str
-    device: str
-    flip_test: bool
-    threads: int | None
-    precision: str
-
-
-def estimator_from_settings(settings: ModelSettings, spinning: bool = False) -> PoseEstimator:
-    """``build_estimator`` for the model a PipelineSettings describes (the CLI, the window and the pipeline
-    all build it this way)."""
-    return build_estimator(settings.model, settings.weights, settings.backend, settings.device,
-                           flip_test=settings.flip_test, threads=settings.threads, spinning=spinning,
-                           precision=settings.precision)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,
@@ -197,3 +178,23 @@ def cached_onnx(net: LPN, model: str, weights_path: Path, input_size: tuple[int,
         partial.unlink(missing_ok=True)
         return None
     return target
+
+
+class ModelSettings(Protocol):
+    """The fields of ``lpn_core.pipeline.PipelineSettings`` that choose the pose model."""
+
+    model: str
+    weights: str | None
+    backend: str
+    device: str
+    flip_test: bool
+    threads: int | None
+    precision: str
+
+
+def estimator_from_settings(settings: ModelSettings, spinning: bool = False) -> PoseEstimator:
+    """``build_estimator`` for the model a PipelineSettings describes (the CLI, the window and the pipeline
+    all build it this way)."""
+    return build_estimator(settings.model, settings.weights, settings.backend, settings.device,
+                           flip_test=settings.flip_test, threads=settings.threads, spinning=spinning,
+                           precision=settings.precision)

@@ -1,4 +1,4 @@
-"""Short soaks (issue 11, docs/RELIABILITY.md "Soak"): the loops of benchmarks/soak.py for a few hundred
+"""Short soaks (docs/RELIABILITY.md "Soak"): the loops of benchmarks/soak.py for a few hundred
 frames, sampled every N frames. No fd or thread growth after warm-up, bounded RSS, the old model freed
 after a switch, nothing left running after the window closes. Untrained weights: plumbing only."""
 from __future__ import annotations
