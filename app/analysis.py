@@ -2,8 +2,10 @@
 pipeline's stage times (detect / infer / draw).
 
 Samples are taken from the frames the window paints (``add``, a few numpy operations on one person); the
-curves are redrawn by a timer at most REFRESH_HZ times a second, and only while the dock is visible, so
-the pipeline's threads never wait for the plots. Plotting: pyqtgraph (https://www.pyqtgraph.org).
+curves are redrawn by a timer REFRESH_HZ times a second, and only while the dock is visible. A redraw costs
+the GUI thread a few milliseconds (measured with benchmarks/bench_dock.py), which on a small CPU is time
+the pipeline does not get: hence one plot widget for the three plots, the joint table as the legend, and
+5 redraws a second, smooth enough for 10 s curves. Plotting: pyqtgraph (https://www.pyqtgraph.org).
 """
 from __future__ import annotations
 
@@ -23,22 +25,30 @@ from lpn_core.types import Pose
 from .workers import Rendered
 
 HISTORY_S = 10.0
-REFRESH_HZ = 10
+REFRESH_HZ = 5  # at most 10 (the brief); each redraw costs the GUI thread ~5-10 ms on 2 cores
 LEGS = ("left_knee", "right_knee", "left_hip", "right_hip")
 ARMS = ("left_elbow", "right_elbow", "left_shoulder", "right_shoulder")
 TIMED = ("detect", "infer", "draw")
-TIMING_PENS = {"detect": (120, 80, 200), "infer": (0, 150, 70), "draw": (200, 60, 60)}
+TIMING_COLORS = {"detect": "#7850c8", "infer": "#009646", "draw": "#c83c3c"}
 
 
-def bgr_to_rgb(color: Sequence[int]) -> tuple[int, int, int]:
-    return color[2], color[1], color[0]
+def side_color(name: str) -> str:
+    """The overlay's side colours as #rrggbb: left orange, right blue."""
+    b, g, r = LEFT if name.startswith("left") else RIGHT
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def dashed(name: str) -> bool:
+    """Knees and elbows are solid curves, hips and shoulders dashed."""
+    return name.endswith(("hip", "shoulder"))
 
 
 def angle_pen(name: str) -> pg.mkPen:
-    """The overlay's side colours (left orange, right blue); knees and elbows solid, hips and shoulders dashed."""
-    color = bgr_to_rgb(LEFT if name.startswith("left") else RIGHT)
-    dashed = name.endswith(("hip", "shoulder"))
-    return pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+    return pg.mkPen(side_color(name), width=2, style=Qt.PenStyle.DashLine if dashed(name) else Qt.PenStyle.SolidLine)
+
+
+def legend_html(names: Sequence[str], colors: dict[str, str]) -> str:
+    return " ".join(f"<span style='color:{colors[name]}'>{name}</span>" for name in names)
 
 
 def person_at(poses: Sequence[Pose], x: float, y: float) -> int | None:
@@ -96,11 +106,14 @@ class AnalysisDock(QDockWidget):
         layout = QHBoxLayout(body)
         layout.addLayout(self._numbers_panel())
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self.legs_plot = self._plot("Legs (°)", (0, 180), {name: angle_pen(name) for name in LEGS})
-        self.arms_plot = self._plot("Arms (°)", (0, 180), {name: angle_pen(name) for name in ARMS})
-        self.timing_plot = self._plot("Stage times (ms)", None, {n: pg.mkPen(c, width=2) for n, c in TIMING_PENS.items()})
-        for plot in (self.legs_plot, self.arms_plot, self.timing_plot):
-            layout.addWidget(plot, 1)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground("w")
+        self.plots.setMinimumSize(360, 120)
+        self.legs_plot = self._plot("Legs, ° (last 10 s)", (0, 180), {name: angle_pen(name) for name in LEGS})
+        self.arms_plot = self._plot("Arms, ° (last 10 s)", (0, 180), {name: angle_pen(name) for name in ARMS})
+        self.timing_plot = self._plot("ms: " + legend_html(TIMED, TIMING_COLORS), None,
+                                      {name: pg.mkPen(color, width=2) for name, color in TIMING_COLORS.items()})
+        layout.addWidget(self.plots, 1)
         self.setWidget(body)
         self.timer = QTimer(self)
         self.timer.setInterval(1000 // REFRESH_HZ)
@@ -127,31 +140,33 @@ class AnalysisDock(QDockWidget):
         grid.addWidget(QLabel("<b>angle</b>"), 0, 1)
         grid.addWidget(QLabel("<b>score</b>"), 0, 2)
         self.value_labels: dict[str, tuple[QLabel, QLabel]] = {}
-        for row, name in enumerate(LEGS + ARMS, start=1):
+        widest = self.fontMetrics().horizontalAdvance("180°  ")
+        for row, name in enumerate(LEGS + ARMS, start=1):  # the joint names, in their curves' colour and line
             side, joint = name.split("_")
-            grid.addWidget(QLabel(f"{side[0].upper()} {joint}"), row, 0)
+            line = "╍" if dashed(name) else "━"
+            grid.addWidget(QLabel(f"<span style='color:{side_color(name)}'>{line} {side[0].upper()} {joint}</span>"),
+                           row, 0)
             labels = self.value_labels[name] = (QLabel("–"), QLabel("–"))
             for col, label in enumerate(labels, start=1):
                 label.setAlignment(Qt.AlignmentFlag.AlignRight)
+                label.setFixedWidth(widest)  # changing numbers never re-lay out the dock
                 grid.addWidget(label, row, col)
         column.addLayout(grid)
         column.addStretch(1)
         return column
 
-    def _plot(self, title: str, y_range: tuple[float, float] | None, pens: dict) -> pg.PlotWidget:
-        """A plot of the last HISTORY_S seconds with one named curve per pen (kept in ``self.curves``)."""
-        plot = pg.PlotWidget(background="w")
-        plot.setTitle(title, color="k", size="9pt")
+    def _plot(self, title: str, y_range: tuple[float, float] | None, pens: dict) -> pg.PlotItem:
+        """A plot of the last HISTORY_S seconds with one curve per pen (kept in ``self.curves``)."""
+        plot = self.plots.addPlot(title=title)
+        plot.titleLabel.setText(title, color="k", size="9pt")
         plot.setXRange(-HISTORY_S, 0, padding=0)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setMenuEnabled(False)
         if y_range is not None:
             plot.setYRange(*y_range, padding=0.02)
-        plot.addLegend(offset=(2, 2), labelTextSize="7pt", verSpacing=-8)
         for name, pen in pens.items():
-            self.curves[name] = plot.plot(pen=pen, name=name.replace("_", " "))
-        plot.setMinimumSize(160, 120)
+            self.curves[name] = plot.plot(pen=pen)
         return plot
 
     # --- input, from the window (GUI thread) -------------------------------------------------------
