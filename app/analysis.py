@@ -100,7 +100,8 @@ class AnalysisDock(QDockWidget):
         self.setObjectName("analysis")
         self.threshold = kpt_thr  # angles whose weakest joint scores below it are greyed, and gaps in curves
         self._angles, self._times = History(2 * len(ANGLE_NAMES)), History(len(TIMED))
-        self._following: int | None = None
+        self._following: int | None = None  # whose angles the curves hold (kept while briefly out of view)
+        self._in_view = False
         self._dirty = False
         body = QWidget()
         layout = QHBoxLayout(body)
@@ -176,9 +177,10 @@ class AnalysisDock(QDockWidget):
             return
         now = time.monotonic() if now is None else now
         pose = follow(rendered.result.poses, self.person_spin.value(), self._following)
+        self._in_view = pose is not None
         if pose is not None and pose.track_id != self._following:
             self._angles.clear()  # another person: their curves start afresh
-        self._following = None if pose is None else pose.track_id
+            self._following = pose.track_id
         if pose is not None:
             angles, scores = joint_angles(pose.keypoints)
             self._angles.add(now, np.concatenate([angles, scores]))
@@ -217,11 +219,13 @@ class AnalysisDock(QDockWidget):
         self._show_numbers(angles[-1] if len(angles) else None, scores[-1] if len(scores) else None)
 
     def _show_numbers(self, angles: np.ndarray | None, scores: np.ndarray | None) -> None:
-        who = f"following #{self._following}" if self._following is not None else "nobody in view"
-        self.following_label.setText(who)
+        if self._following is None:
+            self.following_label.setText("nobody in view")
+        else:
+            self.following_label.setText(f"following #{self._following}" + ("" if self._in_view else " (not in view)"))
         for name, (value_label, score_label) in self.value_labels.items():
             i = ANGLE_NAMES.index(name)
-            if angles is None or self._following is None:
+            if angles is None or not self._in_view:
                 value_label.setText("–")
                 score_label.setText("–")
                 continue

@@ -259,8 +259,6 @@ class MainWindow(QMainWindow):
         self.loader.request(self.settings, build_pipeline=not self.inference.has_pipeline)
         keeps = f"; {display_name(self._running_model)} keeps running" if self._running_model else ""
         self.statusBar().showMessage(f"Loading {display_name(model)} ({BACKENDS[backend]}){keeps}…")
-        if not self._running_model:
-            self.model_label.setText(f"Loading {display_name(model)}…")
 
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
         if loaded.request != self.loader.latest or self._closed:

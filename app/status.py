@@ -61,7 +61,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self.setSizeGripEnabled(False)
         self.message_label = ElidedLabel()
-        self.model_label = ElidedLabel("Loading…")
+        self.model_label = ElidedLabel("No model yet")
         self.fps_label = self._fixed("FPS –", "FPS 999.9")
         self.people_label = self._fixed("People –", "People 99")
         self.latency_label = ElidedLabel("")

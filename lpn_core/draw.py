@@ -1,9 +1,10 @@
-"""Overlay on numpy BGR images with OpenCV (anti-aliased): COCO skeleton, boxes, ids, FPS/latency.
+"""Overlay on numpy BGR images with OpenCV: COCO skeleton, boxes, ids, the HUD readout (FPS, latency, weights).
 
 Shared by the CLI and the GUI; no Qt here. Left limbs orange, right limbs blue, centre green.
 """
 from __future__ import annotations
 
+import functools
 from typing import Final, Iterable, Sequence
 
 import cv2
@@ -28,6 +29,7 @@ BOX: Final = (0, 215, 255)
 WARN: Final = (0, 0, 230)
 FONT: Final = cv2.FONT_HERSHEY_SIMPLEX
 STAGES: Final = ("detect", "crop", "infer", "decode", "track", "draw")
+AA_MAX_PEOPLE: Final = 5  # anti-aliased limbs up to this many people (AA lines cost ~5x plain ones)
 HUD_TEXT_PX: Final = 27  # height of "Ag" in FONT at scale 1.0
 HUD_TEXT_SHARE: Final = 0.024  # readout text height / frame height: three lines fill about 14 %
 HUD_MIN_SCALE: Final = 0.3  # smaller Hershey text is unreadable
@@ -62,7 +64,9 @@ def draw_poses(image: np.ndarray, poses: Iterable[Pose], kpt_thr: float = 0.3, s
     """A new image with each pose's skeleton (joints above ``kpt_thr`` only), box and id.
 
     One OpenCV call per colour for all people: limbs are polylines, joints are zero-length polylines
-    (a thick line's round caps make a disc, white-rimmed by a wider white disc underneath).
+    (a thick line's round caps make a disc, white-rimmed by a wider white disc underneath). Limbs are
+    anti-aliased for up to AA_MAX_PEOPLE people; in a crowd they are not, which halves the drawing time
+    (benchmarks/bench_overlay.py).
     """
     canvas = image.copy()
     poses = list(poses)
@@ -75,8 +79,9 @@ def draw_poses(image: np.ndarray, poses: Iterable[Pose], kpt_thr: float = 0.3, s
     links = visible[:, _LINKS[:, 0]] & visible[:, _LINKS[:, 1]]  # (P, 19)
     person, link = np.nonzero(links)
     segments = np.stack([points[person, _LINKS[link, 0]], points[person, _LINKS[link, 1]]], axis=1)  # (L, 2, 2)
+    limb_line = cv2.LINE_AA if len(poses) <= AA_MAX_PEOPLE else cv2.LINE_8
     for c, color in enumerate(COLORS):
-        _polylines(canvas, segments[_LINK_COLOR[link] == c], color, width + 1, cv2.LINE_AA)
+        _polylines(canvas, segments[_LINK_COLOR[link] == c], color, width + 1, limb_line)
     person, joint = np.nonzero(visible)
     dots = np.repeat(points[person, joint][:, None, :], 2, axis=1)  # zero-length segments (J, 2, 2)
     _polylines(canvas, dots, (255, 255, 255), 2 * width + 5, cv2.LINE_8)  # anti-aliased discs cost 5x
@@ -116,6 +121,7 @@ def stats_lines(fps: float | None, times_ms: dict[str, float], people: int, weig
     return [line for line in lines if line]
 
 
+@functools.lru_cache(maxsize=16)
 def hud_metrics(height: int) -> tuple[float, int]:
     """Font scale and line height (px) of the readout on a frame ``height`` px high: the text is a fixed share
     of the frame's height (HUD_TEXT_SHARE), so on screen it grows and shrinks with the displayed frame."""

@@ -103,3 +103,15 @@ def test_redraws_at_most_ten_times_a_second_and_nothing_while_hidden(qtbot, dock
 
 def test_the_eight_angles_are_listed(dock: AnalysisDock) -> None:
     assert set(dock.value_labels) == set(ANGLE_NAMES)
+
+
+def test_a_person_briefly_out_of_view_keeps_their_curves(dock: AnalysisDock) -> None:
+    dock.person_spin.setValue(3)
+    dock.add(rendered([person(3, 50)]), now=1.0)
+    dock.add(rendered([person(4, 300)], 1), now=1.1)  # #3 hidden for a frame
+    dock.refresh(now=1.1)
+    assert dock.following_label.text() == "following #3 (not in view)"
+    assert dock.value_labels["left_knee"][0].text() == "–"
+    dock.add(rendered([person(3, 50, knee_bend=50)], 2), now=1.2)
+    dock.refresh(now=1.2)
+    assert len(dock.curves["left_knee"].getData()[0]) == 2 and dock.following_label.text() == "following #3"
