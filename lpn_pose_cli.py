@@ -3,6 +3,7 @@
     lpn-pose --camera 0                                   # the GUI on webcam 0 (or: python main.py --camera 0)
     lpn-pose --source walk.mp4 --no-gui                   # annotated video + JSON in runs/pose/
     lpn-pose --source photos/ --no-gui --coco-json r.json # a folder of images
+    lpn-pose --source walk.mp4 --no-gui --csv poses.csv   # + one CSV row per person per frame (joint angles)
 
 ``lpn-pose`` (the installed console script) and ``python main.py`` (a checkout) both call ``main()`` here.
 This module imports no Qt: the GUI (``app``) is imported only when it is opened.
@@ -353,7 +354,7 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, report user errors as one line (exit 2)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics: no per-frame logging
-    limit_malloc_arenas()  # before the worker threads exist: RSS stays flat over hours (RELIABILITY.md)
+    limit_malloc_arenas()  # before the worker threads exist: RSS stays flat over hours (docs/RELIABILITY.md)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
