@@ -62,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     from PyQt6.QtWidgets import QApplication
 
-    import app as _  # noqa: F401  (first: it undoes OpenCV's Qt plugin path before a QApplication exists)
+    import app  # noqa: F401  (first: it undoes OpenCV's Qt plugin path before a QApplication exists)
 
     qt = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,6 @@ import time
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 
 from app import MainWindow
 from app import capture as capture_module
