@@ -3,6 +3,7 @@
     lpn-pose --camera 0                                   # the GUI on webcam 0 (or: python main.py --camera 0)
     lpn-pose --source walk.mp4 --no-gui                   # annotated video + JSON in runs/pose/
     lpn-pose --source photos/ --no-gui --coco-json r.json # a folder of images
+    lpn-pose --source walk.mp4 --no-gui --csv poses.csv   # + one CSV row per person per frame (joint angles)
 
 ``lpn-pose`` (the installed console script) and ``python main.py`` (a checkout) both call ``main()`` here.
 This module imports no Qt: the GUI (``app``) is imported only when it is opened.
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Final, Iterator
 
@@ -27,18 +28,20 @@ import torch
 from tqdm import tqdm
 
 from lpn_core import package_version
-from lpn_core.backends import cpu_threads, limit_malloc_arenas
-from lpn_core.quantize import PRECISIONS
+from lpn_core.backends import BACKENDS, cpu_threads, limit_malloc_arenas
+from lpn_core.csv_export import CsvWriter
 from lpn_core.draw import draw_poses, draw_stats, draw_untrained_banner
 from lpn_core.errors import LpnError, OutputError, SourceError
 from lpn_core.model import check_model_name, list_models
 from lpn_core.pipeline import Pipeline, PipelineSettings
+from lpn_core.quantize import PRECISIONS
 from lpn_core.stream import (IMAGE_EXTENSIONS, CocoJsonWriter, FrameSource, JsonWriter, VideoSink, coco_image_id,
                              json_header, open_source, prepare_output)
 from lpn_core.timing import FpsMeter
 from lpn_core.types import FrameResult
 
 RUNS_DIR: Final = Path("runs") / "pose"
+DEFAULTS: Final = PipelineSettings()  # every option's default comes from here (tests/test_app_settings.py checks)
 CAMERA_PROBE_FRAMES: Final = 20  # camera recordings: measure the real rate before opening the writer
 
 
@@ -66,22 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--output", "-o", metavar="PATH",
                     help="annotated video (.mp4) or, for images, a folder (default: runs/pose/...)")
     io.add_argument("--json", metavar="PATH", help="per-frame keypoints JSON (default: next to --output)")
+    io.add_argument("--csv", metavar="PATH", help="also write a CSV table: one row per person per frame (frame, time, "
+                    "id, box, score, 17 x x/y/score, joint angles); pandas.read_csv reads it as is")
     io.add_argument("--coco-json", metavar="PATH", help="also write COCO keypoint results (image_id, keypoints, score)")
     io.add_argument("--max-frames", metavar="N", type=int, help="stop after N frames (cameras run until Ctrl-C)")
     io.add_argument("--no-gui", action="store_true", help="process headless and write files instead of opening the app")
     io.add_argument("--hide-stats", action="store_true", help="no FPS/latency readout on the output frames")
 
     model = parser.add_argument_group("pose model")
-    model.add_argument("--model", default="lpn50", metavar="NAME", help=f"one of {', '.join(list_models())} (default lpn50)")
+    model.add_argument("--model", default=DEFAULTS.model, metavar="NAME",
+                       help=f"one of {', '.join(list_models())} (default %(default)s)")
     model.add_argument("--weights", metavar="PATH",
                        help="LPN checkpoint; default: cache, then download; 'untrained' = random init (tests only)")
-    model.add_argument("--backend", default="onnx", choices=("onnx", "torch"), help="inference backend (default onnx)")
-    model.add_argument("--device", default="cpu", help="cpu or cuda (cuda needs --backend torch)")
-    model.add_argument("--precision", default="auto", choices=PRECISIONS,
+    model.add_argument("--backend", default=DEFAULTS.backend, choices=BACKENDS,
+                       help="inference backend (default %(default)s)")
+    model.add_argument("--device", default=DEFAULTS.device, help="cpu or cuda (cuda needs --backend torch; "
+                                                                 "default %(default)s)")
+    model.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
                        help="LPN arithmetic on ONNX Runtime: int8, fp32, or auto = INT8 where its AP is within "
-                            "0.01 of fp32 and it measures faster on this CPU (default auto)")
-    model.add_argument("--flip-test", action="store_true", help="average with the mirrored crop: ~2x slower, a bit more accurate")
-    model.add_argument("--kpt-thr", type=float, default=0.3, metavar="T", help="draw joints scoring above T (default 0.3)")
+                            "0.01 of fp32 and it measures faster on this CPU (default %(default)s)")
+    model.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=DEFAULTS.flip_test,
+                       help="average with the mirrored crop: ~2x slower, a bit more accurate")
+    model.add_argument("--kpt-thr", type=float, default=DEFAULTS.kpt_thr, metavar="T",
+                       help="draw joints scoring above T (default %(default)s)")
     model.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
 
     people = parser.add_argument_group("people")
@@ -89,21 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="YOLO .pt/.onnx file, *_openvino_model folder or yolox*.onnx; 'yolov8n.pt' = "
                              "cache, else download; 'none' = one person filling the frame (default: the bundled "
                              "YOLOX-nano, offline, Apache-2.0)")
-    people.add_argument("--det-every", type=int, default=PipelineSettings.det_every, metavar="N",
+    people.add_argument("--det-every", type=int, default=DEFAULTS.det_every, metavar="N",
                         help="run the detector every N frames; in between, follow the keypoints, unless a pose "
-                             f"fades or more than {PipelineSettings.carry_max_people} people are tracked "
-                             f"(default {PipelineSettings.det_every}; 1 = every frame)")
-    people.add_argument("--overlap", action="store_true",
+                             f"fades or more than {DEFAULTS.carry_max_people} people are tracked "
+                             "(default %(default)s; 1 = every frame)")
+    people.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=DEFAULTS.overlap,
                         help="run the detector on a worker thread beside the pose model, its boxes one frame "
                              "late: ~10 %% faster when detecting every frame (docs/PERFORMANCE.md)")
-    people.add_argument("--det-conf", type=float, default=0.3, metavar="C", help="detector confidence (default 0.3)")
-    people.add_argument("--det-iou", type=float, default=0.5, metavar="T", help="detector NMS IoU (default 0.5)")
+    people.add_argument("--det-conf", type=float, default=DEFAULTS.det_conf, metavar="C",
+                        help="detector confidence (default %(default)s)")
+    people.add_argument("--det-iou", type=float, default=DEFAULTS.det_iou, metavar="T",
+                        help="detector NMS IoU (default %(default)s)")
     people.add_argument("--det-imgsz", type=int, metavar="PX",
                         help="detector input size: YOLO imgsz, or the long side of YOLOX's input (a multiple "
                              "of 32); default: the model's")
-    people.add_argument("--max-people", type=int, default=20, metavar="N", help="most people per frame (default 20)")
-    people.add_argument("--no-tracking", action="store_true", help="no track ids")
-    people.add_argument("--no-smoothing", action="store_true", help="no One-Euro smoothing of keypoints")
+    people.add_argument("--max-people", type=int, default=DEFAULTS.max_people, metavar="N",
+                        help="most people per frame (default %(default)s)")
+    people.add_argument("--tracking", action=argparse.BooleanOptionalAction, default=DEFAULTS.tracking,
+                        help="track ids across frames")
+    people.add_argument("--smoothing", action=argparse.BooleanOptionalAction, default=DEFAULTS.smoothing,
+                        help="One-Euro smoothing of each tracked person's keypoints")
     return parser
 
 
@@ -114,16 +129,12 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise LpnError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    return PipelineSettings(
-        model=args.model, weights=args.weights, backend=args.backend, device=args.device, detector=args.detector,
-        det_every=args.det_every, det_conf=args.det_conf, det_iou=args.det_iou, det_imgsz=args.det_imgsz,
-        kpt_thr=args.kpt_thr, flip_test=args.flip_test, max_people=args.max_people, tracking=not args.no_tracking,
-        smoothing=not args.no_smoothing, threads=args.threads, precision=args.precision,
-        overlap=args.overlap)
+    given = vars(args)  # every option named like a PipelineSettings field sets it; the rest keep its default
+    return PipelineSettings(**{f.name: given[f.name] for f in fields(PipelineSettings) if f.name in given})
 
 
 def set_threads(threads: int | None) -> int:
-    """Thread counts, once, here in the entry point (STYLE §8)."""
+    """Thread counts, set once, here in the entry point (libraries never set them behind the caller's back)."""
     threads = threads or cpu_threads()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -149,6 +160,7 @@ class Outputs:
     media: Path
     json: Path
     coco: Path | None
+    csv: Path | None = None
     media_is_folder: bool = False
 
 
@@ -156,16 +168,17 @@ def plan_outputs(args: argparse.Namespace, source: FrameSource) -> Outputs:
     """Output paths from the flags or the defaults under runs/pose/; each folder is created (or refused) now,
     before any model is built."""
     coco = Path(args.coco_json) if args.coco_json else None
+    table = Path(args.csv) if args.csv else None
     if source.is_image:
         single = bool(args.output) and Path(args.output).suffix.lower() in IMAGE_EXTENSIONS and source.frame_count == 1
         media = Path(args.output) if args.output else RUNS_DIR / f"{Path(source.name).stem}_pose"
         json_path = Path(args.json) if args.json else (media.parent if single else media) / "poses.json"
-        outputs = Outputs(media, json_path, coco, media_is_folder=not single)
+        outputs = Outputs(media, json_path, coco, table, media_is_folder=not single)
     else:
         media = Path(args.output) if args.output else RUNS_DIR / f"{default_stem(source.name, source.is_camera)}_pose.mp4"
-        outputs = Outputs(media, Path(args.json) if args.json else media.with_suffix(".json"), coco)
+        outputs = Outputs(media, Path(args.json) if args.json else media.with_suffix(".json"), coco, table)
     prepare_output(outputs.media, is_folder=outputs.media_is_folder)
-    for path in (outputs.json, outputs.coco):
+    for path in (outputs.json, outputs.coco, outputs.csv):
         if path is not None:
             prepare_output(path)
     return outputs
@@ -231,7 +244,7 @@ def frame_size(frame: np.ndarray, source: FrameSource) -> dict:
 
 def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
                   outputs: Outputs) -> int:
-    """Video or camera -> annotated mp4 + JSON (+ COCO JSON). Returns the number of frames processed."""
+    """Video or camera -> annotated mp4 + JSON (+ COCO JSON, + CSV). Returns the number of frames processed."""
     video_path, json_path = outputs.media, outputs.json
     meta = json_meta(settings, pipeline, source, video=True)
     meter, pending, processed, lost = FpsMeter(), [], 0, []
@@ -240,15 +253,19 @@ def process_video(source: FrameSource, pipeline: Pipeline, settings: PipelineSet
         sink = None if source.is_camera else stack.enter_context(VideoSink(video_path, source.fps, source.size))
         writer = stack.enter_context(JsonWriter(json_path, meta))
         coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
+        table = stack.enter_context(CsvWriter(outputs.csv)) if outputs.csv else None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=None, dynamic_ncols=True))
         try:
             for index, frame in enumerate(read_frames(source, args.max_frames, lost)):
                 stamp = None if source.is_camera else source.timestamp_s()
                 result = pipeline.process(frame, index, stamp)
                 pending.append(annotate(result, pipeline, args, meter.tick()))
-                writer.write(result, time_s=stamp if stamp is not None else time.time(), **frame_size(frame, source))
+                time_s = stamp if stamp is not None else time.time()
+                writer.write(result, time_s=time_s, **frame_size(frame, source))
                 if coco is not None:
                     coco.write(result, index)
+                if table is not None:
+                    table.write(result, time_s)
                 if sink is None and len(pending) >= CAMERA_PROBE_FRAMES:  # camera: the rate really achieved
                     sink = stack.enter_context(VideoSink(video_path, meter.fps or source.fps, source.size))
                 if sink is not None:
@@ -280,11 +297,12 @@ def warn(*notes: str | None) -> None:
 
 def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSettings, args: argparse.Namespace,
                    outputs: Outputs) -> int:
-    """Image or folder -> annotated images in a folder (or one image file) + JSON (+ COCO JSON)."""
+    """Image or folder -> annotated images in a folder (or one image file) + JSON (+ COCO JSON, + CSV)."""
     processed = 0
     with ExitStack() as stack:
         writer = stack.enter_context(JsonWriter(outputs.json, json_meta(settings, pipeline, source, video=False)))
         coco = stack.enter_context(CocoJsonWriter(outputs.coco)) if outputs.coco else None
+        table = stack.enter_context(CsvWriter(outputs.csv)) if outputs.csv else None
         for index, frame in enumerate(source):
             if args.max_frames and index >= args.max_frames:
                 break
@@ -297,6 +315,8 @@ def process_images(source: FrameSource, pipeline: Pipeline, settings: PipelineSe
             writer.write(result, file=source.path.name, size=[frame.shape[1], frame.shape[0]])
             if coco is not None:
                 coco.write(result, coco_image_id(source.path, index))
+            if table is not None:
+                table.write(result)
             processed += 1
     warn(*(f"skipped unreadable image '{path}'" for path in source.skipped))
     return processed
@@ -326,7 +346,7 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
             return 130
         seconds = time.perf_counter() - started
     print(f"processed {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} fps)")
-    for path in (outputs.media, outputs.json, outputs.coco):
+    for path in (outputs.media, outputs.json, outputs.coco, outputs.csv):
         if path is not None:
             print(f"wrote {path}")
     return 0
@@ -335,7 +355,7 @@ def run_headless(args: argparse.Namespace, settings: PipelineSettings, source_sp
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, report user errors as one line (exit 2)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics: no per-frame logging
-    limit_malloc_arenas()  # before the worker threads exist: RSS stays flat over hours (RELIABILITY.md)
+    limit_malloc_arenas()  # before the worker threads exist: RSS stays flat over hours (docs/RELIABILITY.md)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

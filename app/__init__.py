@@ -1,8 +1,10 @@
 """LPN Pose desktop app (PyQt6). Only this package imports Qt; pose logic lives in lpn_core.
 
-``run_gui(settings, source)`` is what ``main.py`` calls. Layout: ``main_window.py`` (window and
-controls), ``workers.py`` (capture, inference and model-loading threads), ``view.py`` (the only place a
-frame becomes a Qt object), ``settings.py`` (remembered settings). Threads: docs/APP.md.
+``run_gui(settings, source)`` is what ``main.py`` calls. ``main_window.py`` wires the panels
+(``source_box.py``, ``controls.py``, ``outputs.py``), the analysis dock (``analysis.py``), the status bar
+(``status.py``) and the threads (``capture.py``, ``workers.py``, ``loader.py``); ``view.py`` is the only
+place a frame becomes a Qt object; ``settings.py`` holds what the window remembers. Map and threads:
+docs/APP.md.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QRectF, QSize, Qt
-from PyQt6.QtGui import QColor, QImage, QPainter
+from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -11,7 +11,7 @@ def to_qimage(frame: np.ndarray) -> QImage:
     """(H, W, 3) uint8 BGR or (H, W) uint8 gray -> a QImage that owns a copy of the pixels.
 
     QImage does not own a buffer it is built on, so the result is copied: the array may be reused or
-    freed by its producer thread as soon as this returns (STYLE §11).
+    freed by its producer thread as soon as this returns.
     """
     frame = np.ascontiguousarray(frame)
     if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] != 3):
@@ -22,7 +22,10 @@ def to_qimage(frame: np.ndarray) -> QImage:
 
 
 class FrameView(QWidget):
-    """Shows the latest frame scaled to fit (aspect kept, black borders), or a one-line message."""
+    """Shows the latest frame scaled to fit (aspect kept, black borders), or a one-line message. A click on
+    the frame emits ``clicked`` with the point in frame pixels."""
+
+    clicked = pyqtSignal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +60,13 @@ class FrameView(QWidget):
         scale = min(self.width() / self._image.width(), self.height() / self._image.height())
         w, h = self._image.width() * scale, self._image.height() * scale
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt name)
+        rect, point = self.image_rect(), event.position()
+        if rect.contains(point):
+            scale = rect.width() / self._image.width()
+            self.clicked.emit((point.x() - rect.x()) / scale, (point.y() - rect.y()) / scale)
+        super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)

@@ -197,8 +197,8 @@ def open_window(settings: PipelineSettings, video: str | os.PathLike, folder: Pa
 
     window = MainWindow(settings, None, store=open_store(folder / "settings.ini"))
     window.state.output_dir = str(folder / "recordings")
-    window.loop_check.setChecked(True)
-    window.process_all_check.setChecked(not live)
+    window.source_box.loop_check.setChecked(True)
+    window.source_box.process_all_check.setChecked(not live)
     window.show()
     window.open_source(str(video))
     return window
@@ -218,7 +218,7 @@ class WindowSoak:
 
     def __init__(self, window, switch_s: float, sample: Every, trim: bool = True) -> None:
         self.window, self.switch_s, self.sample_every, self.trim = window, switch_s, sample, trim
-        first = window.model_combo.currentData()
+        first = window.model_box.model_combo.currentData()
         start = MODEL_CYCLE.index(first) if first in MODEL_CYCLE else 0
         self.models = MODEL_CYCLE[start:] + MODEL_CYCLE[:start]
         self.phase, self.switches, self.recordings = 0, 0, 0
@@ -236,12 +236,12 @@ class WindowSoak:
     def label(self) -> str:
         """What runs now: the model painted last, '+rec' while recording."""
         rendered = self.window.last_rendered
-        return (rendered.model if rendered else "none") + ("+rec" if self.window.inference.recording else "")
+        return (rendered.model if rendered else "none") + ("+rec" if self.window.inference.writing("record") else "")
 
     def busy(self) -> bool:
         """A model is loading (the old one still runs)."""
         rendered = self.window.last_rendered
-        return self.window.loader.busy or rendered is None or rendered.model != self.window.model_combo.currentData()
+        return self.window.loader.busy or rendered is None or rendered.model != self.window.model_box.model_combo.currentData()
 
     def sample(self) -> Sample:
         return take_sample(self.elapsed(), self.processed() - self._frames0, self.label(), self.busy(),
@@ -249,16 +249,16 @@ class WindowSoak:
 
     def switch_model(self, model: str) -> None:
         """Choose ``model`` in the dropdown, as the user does."""
-        self.window.model_combo.setCurrentIndex(self.window.model_combo.findData(model))
+        self.window.model_box.model_combo.setCurrentIndex(self.window.model_box.model_combo.findData(model))
         self.switches += 1
 
     def set_recording(self, on: bool) -> None:
         """Press the Record button; a stopped recording is deleted (the disk does not fill)."""
-        self.window.record_button.setChecked(on)
+        self.window.outputs.buttons["record"].setChecked(on)
         if on:
-            self.recordings += self.window.inference.recording
+            self.recordings += self.window.inference.writing("record")
             return
-        for path in Path(self.window.output_dir()).glob("*.mp4"):
+        for path in Path(self.window.outputs.output_dir()).glob("*.mp4"):
             path.unlink(missing_ok=True)
 
     def tick(self) -> Sample | None:
@@ -269,7 +269,7 @@ class WindowSoak:
             self.phase = phase
             self.switch_model(self.models[phase % len(self.models)])
             self.set_recording(True)
-        elif self.window.inference.recording and now - phase * self.switch_s >= self.switch_s / 2:
+        elif self.window.inference.writing("record") and now - phase * self.switch_s >= self.switch_s / 2:
             self.set_recording(False)
         if self.sample_every.due(self.processed() - self._frames0, now):
             self.samples.append(self.sample())

@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -59,7 +60,8 @@ class PoseEstimator:
 
     def estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
                  small_max_px: float = 0.0) -> np.ndarray:
-        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (LPN_SPEC §4.2). One backend
+        """Like ``__call__`` but from centres (N, 2) and padded sizes (N, 2) px (SimpleBaseline's box rule:
+        aspect 3:4, x1.25; ``_box2cs`` in https://github.com/microsoft/human-pose-estimation.pytorch). One backend
         call per crop size: all crops of a size go in one batch."""
         self.times = EstimateTimes()
         keypoints = np.zeros((len(centers), 17, 3), np.float32)
@@ -216,3 +218,24 @@ def cached_onnx(net: LPN, model: str, weights_path: Path, input_size: tuple[int,
         partial.unlink(missing_ok=True)
         return None
     return target
+
+
+class ModelSettings(Protocol):
+    """The fields of ``lpn_core.pipeline.PipelineSettings`` that choose the pose model."""
+
+    model: str
+    weights: str | None
+    backend: str
+    device: str
+    flip_test: bool
+    threads: int | None
+    precision: str
+    small_crop_px: float
+
+
+def estimator_from_settings(settings: ModelSettings, spinning: bool = False) -> PoseEstimator:
+    """``build_estimator`` for the model a PipelineSettings describes (the CLI, the window and the pipeline
+    all build it this way)."""
+    return build_estimator(settings.model, settings.weights, settings.backend, settings.device,
+                           flip_test=settings.flip_test, threads=settings.threads, spinning=spinning,
+                           precision=settings.precision, small_crops=settings.small_crop_px > 0)

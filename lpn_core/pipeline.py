@@ -20,7 +20,7 @@ import numpy as np
 
 from .detections import Detections, PersonDetector
 from .detector import load_detector
-from .estimator import PoseEstimator, build_estimator
+from .estimator import PoseEstimator, estimator_from_settings
 from .errors import LpnError, SourceError
 from .stream import as_bgr
 from .tracking import Tracker
@@ -166,10 +166,7 @@ class Pipeline:
         self.detector = detector or load_detector(settings.detector, settings.det_conf, settings.det_iou,
                                                   settings.det_imgsz, settings.device,
                                                   threads=settings.threads)  # first: fails fastest
-        self.estimator = estimator or build_estimator(settings.model, settings.weights, settings.backend,
-                                                      settings.device, settings.flip_test, settings.threads,
-                                                      precision=settings.precision,
-                                                      small_crops=settings.small_crop_px > 0)
+        self.estimator = estimator or estimator_from_settings(settings)
         self.estimator.flip_test = settings.flip_test
         self.tracker = Tracker(smoothing=settings.smoothing)
         self._carried: Carried | None = None  # the next frame's boxes when it does not detect

@@ -9,41 +9,16 @@ import time
 
 import cv2
 import numpy as np
-import pytest
+import pandas as pd
 
-from app import MainWindow, workers
-from app.settings import open_store
+from app import MainWindow
+from app import capture as capture_module
 from lpn_core.errors import SourceError
-from lpn_core.pipeline import PipelineSettings
 from lpn_core.stream import FrameSource
-from tests.conftest import shared_path
+from tests.conftest import shared_path, wait_frames
 
 WALK = "videos/walk_away_720p.mp4"
 DETECTOR = "detectors/yolov8n_int8_openvino_model"
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path):
-    windows = []
-
-    def make(source=None, store_name: str = "settings.ini", **settings) -> MainWindow:
-        base = dict(weights="untrained", detector="none", backend="onnx")
-        window = MainWindow(PipelineSettings(**{**base, **settings}), source,
-                            store=open_store(tmp_path / store_name))
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-        assert window.loader.join(120), "a model build did not finish"  # as run_gui does before exiting
-
-
-def wait_frames(qtbot, window: MainWindow, count: int, timeout_ms: int = 90000) -> None:
-    target = window.frames_shown + count
-    qtbot.waitUntil(lambda: window.frames_shown >= target, timeout=timeout_ms)
 
 
 def wait_quiet(qtbot, window: MainWindow, quiet_s: float = 2.0, timeout_s: float = 30.0) -> int:
@@ -65,27 +40,27 @@ def assert_all_joined(window: MainWindow) -> None:
 
 def test_window_shows_poses_records_and_closes_cleanly(qtbot, make_window, tmp_path) -> None:
     window = make_window(str(shared_path(WALK)), detector=str(shared_path(DETECTOR)))
-    window.loop_check.setChecked(True)
-    window.kpt_slider.setValue(0)  # untrained joints score low: draw them all
+    window.source_box.loop_check.setChecked(True)
+    window.model_box.kpt_slider.setValue(0)  # untrained joints score low: draw them all
     wait_frames(qtbot, window, 2)
     rendered = window.last_rendered
-    assert len(rendered.result.poses) >= 1 and window.people_label.text() != "People –"
+    assert len(rendered.result.poses) >= 1 and window.statusBar().people_label.text() != "People –"
     assert rendered.untrained and rendered.model == "lpn50"
     lower = slice(rendered.image.shape[0] // 3, None)  # below the banner and the stats readout
     assert np.count_nonzero(np.any(rendered.image[lower] != rendered.result.frame[lower], axis=2)) > 500
     painted = window.view.grab().toImage()
-    assert painted.width() > 0 and window.fps_label.text().startswith("FPS")
+    assert painted.width() > 0 and window.statusBar().fps_label.text().startswith("FPS")
 
-    assert window.start_recording(tmp_path / "out" / "rec.mp4")
-    assert window.start_json(tmp_path / "out" / "keypoints.json")
+    assert window.outputs.start("record", tmp_path / "out" / "rec.mp4")
+    assert window.outputs.start("json", tmp_path / "out" / "keypoints.json")
     wait_frames(qtbot, window, 3)
-    snapshot = window.save_snapshot(tmp_path / "out" / "snap.png")
+    snapshot = window.outputs.save_snapshot(tmp_path / "out" / "snap.png")
     assert cv2.imread(str(snapshot)).shape == (720, 1280, 3)
-    assert window.progress.isVisible() and window.progress.maximum() == 118 and window.progress.value() >= 1
+    assert window.source_box.progress.isVisible() and window.source_box.progress.maximum() == 118 and window.source_box.progress.value() >= 1
 
-    window.pause_button.click()  # pause, then step: exactly one more frame each time
+    window.source_box.pause_button.click()  # pause, then step: exactly one more frame each time
     paused_at = wait_quiet(qtbot, window)  # a frame already in inference may still arrive
-    window.step_button.click()
+    window.source_box.step_button.click()
     qtbot.waitUntil(lambda: window.frames_shown == paused_at + 1, timeout=15000)
     assert wait_quiet(qtbot, window) == paused_at + 1
 
@@ -95,7 +70,7 @@ def test_window_shows_poses_records_and_closes_cleanly(qtbot, make_window, tmp_p
     window.open_source(str(broken))
     qtbot.waitUntil(lambda: "broken.mp4" in window.statusBar().currentMessage(), timeout=15000)
     assert window.statusBar().currentMessage().startswith("Error: cannot")
-    window.stop_json()
+    window.outputs.stop("json")
     window.close()
     assert_all_joined(window)
 
@@ -110,12 +85,12 @@ def test_window_shows_poses_records_and_closes_cleanly(qtbot, make_window, tmp_p
 
 def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
     window = make_window(str(shared_path(WALK)))
-    window.loop_check.setChecked(True)
+    window.source_box.loop_check.setChecked(True)
     wait_frames(qtbot, window, 3)
     stamps: list[float] = []
     window.frame_shown.connect(lambda _: stamps.append(time.monotonic()))
     switched_at = time.monotonic()
-    window.model_combo.setCurrentIndex(window.model_combo.findData("lpn101"))
+    window.model_box.model_combo.setCurrentIndex(window.model_box.model_combo.findData("lpn101"))
     qtbot.waitUntil(lambda: window.last_rendered.model == "lpn101", timeout=90000)
     ready_at = time.monotonic()
     wait_frames(qtbot, window, 2)
@@ -132,24 +107,23 @@ def test_model_dropdown_switches_without_stalling(qtbot, make_window) -> None:
 def test_precision_dropdown_runs_int8_and_says_so(qtbot, make_window) -> None:
     window = make_window(str(shared_path(WALK)), precision="fp32")
     qtbot.waitUntil(lambda: "ONNX Runtime fp32" in window.model_label.text(), timeout=90000)
-    window.precision_combo.setCurrentIndex(window.precision_combo.findData("int8"))
+    window.model_box.precision_combo.setCurrentIndex(window.model_box.precision_combo.findData("int8"))
     qtbot.waitUntil(lambda: "ONNX Runtime INT8" in window.model_label.text(), timeout=90000)
-    assert "running on ONNX Runtime INT8" in window.statusBar().currentMessage()
     assert window.state.precision == "int8" and window.settings.precision == "int8"
-    window.backend_combo.setCurrentIndex(window.backend_combo.findData("torch"))
-    assert not window.precision_combo.isEnabled()  # PyTorch runs fp32 only
+    window.model_box.backend_combo.setCurrentIndex(window.model_box.backend_combo.findData("torch"))
+    assert not window.model_box.precision_combo.isEnabled()  # PyTorch runs fp32 only
     qtbot.waitUntil(lambda: "PyTorch" in window.model_label.text(), timeout=90000)
 
 
 def test_process_every_frame_drops_none(qtbot, make_window) -> None:
     window = make_window(str(shared_path(WALK)), backend="torch")
-    window.process_all_check.setChecked(True)  # before the model is ready: the file has not started
+    window.source_box.process_all_check.setChecked(True)  # before the model is ready: the file has not started
     wait_frames(qtbot, window, 8)
-    window.pause_button.click()
+    window.source_box.pause_button.click()
     wait_quiet(qtbot, window)
     last = window.last_rendered.result.index
     assert window.inference.frames_processed == last + 1  # every frame up to the one shown was processed
-    assert window.progress.value() == last + 1
+    assert window.source_box.progress.value() == last + 1
 
 
 def test_paints_at_most_max_paint_hz_but_processes_every_frame(qtbot, make_window) -> None:
@@ -157,7 +131,7 @@ def test_paints_at_most_max_paint_hz_but_processes_every_frame(qtbot, make_windo
     from app.main_window import MAX_PAINT_HZ
 
     window = make_window(str(shared_path(WALK)))
-    window.process_all_check.setChecked(True)
+    window.source_box.process_all_check.setChecked(True)
     wait_frames(qtbot, window, 3)
     shown, processed, start = window.frames_shown, window.inference.frames_processed, time.monotonic()
     qtbot.wait(3000)
@@ -178,12 +152,12 @@ def test_a_model_that_cannot_load_leaves_the_running_one(qtbot, make_window, tmp
     checkpoint = tmp_path / "lpn50_mine.pth"
     torch.save(create_model("lpn50").state_dict(), checkpoint)  # a checkpoint for LPN-50 only
     window = make_window(str(shared_path(WALK)), weights=str(checkpoint), backend="torch")
-    window.loop_check.setChecked(True)
+    window.source_box.loop_check.setChecked(True)
     wait_frames(qtbot, window, 2)
-    window.model_combo.setCurrentIndex(window.model_combo.findData("lpn101"))
+    window.model_box.model_combo.setCurrentIndex(window.model_box.model_combo.findData("lpn101"))
     status = window.statusBar().currentMessage
     qtbot.waitUntil(lambda: "no weights for lpn101" in status(), timeout=60000)
-    assert window.model_combo.currentData() == "lpn50" and window.model_label.text().startswith("LPN-50")
+    assert window.model_box.model_combo.currentData() == "lpn50" and window.model_label.text().startswith("LPN-50")
     wait_frames(qtbot, window, 2)
     assert window.last_rendered.model == "lpn50" and not window.last_rendered.untrained
 
@@ -198,26 +172,26 @@ def test_errors_reach_the_status_bar_and_settings_are_remembered(qtbot, make_win
     assert status().startswith("Error: cannot open camera 57") and window.isVisible()
     window.open_source(str(tmp_path / "nothing.mp4"))
     qtbot.waitUntil(lambda: "nothing.mp4" in status(), timeout=10000)
-    assert not window.start_recording()  # nothing to record yet: says so, does not crash
+    assert not window.outputs.start("record")  # nothing to record yet: says so, does not crash
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
     window.state.output_dir = str(not_a_folder / "sub")
     window.open_source(str(shared_path(WALK)))
     qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
-    assert not window.start_recording()
+    assert not window.outputs.start("record")
     assert "file.txt" in status() and status().startswith("Error: ") and window.isVisible()
 
-    window.kpt_slider.setValue(55)
-    window.smoothing_check.setChecked(False)
-    window.det_every_spin.setValue(4)
-    window.boxes_check.setChecked(False)
+    window.model_box.kpt_slider.setValue(55)
+    window.model_box.smoothing_check.setChecked(False)
+    window.model_box.det_every_spin.setValue(4)
+    window.show_box.boxes_check.setChecked(False)
     window.close()
     assert_all_joined(window)
 
     again = make_window(None, backend="torch", model="lpn152")  # --model given on the command line
-    assert again.kpt_slider.value() == 55 and not again.smoothing_check.isChecked()
-    assert again.det_every_spin.value() == 4 and not again.boxes_check.isChecked()
-    assert again.model_combo.currentData() == "lpn152"
+    assert again.model_box.kpt_slider.value() == 55 and not again.model_box.smoothing_check.isChecked()
+    assert again.model_box.det_every_spin.value() == 4 and not again.show_box.boxes_check.isChecked()
+    assert again.model_box.model_combo.currentData() == "lpn152"
     assert again.state.last_source.endswith("walk_away_720p.mp4")  # reopened when no source is given
 
 
@@ -240,21 +214,23 @@ class UnpluggableCamera(FrameSource):
 def test_an_unplugged_camera_keeps_the_recording_and_can_be_reopened(qtbot, make_window, tmp_path,
                                                                      monkeypatch) -> None:
     cameras: list[UnpluggableCamera] = []
-    monkeypatch.setattr(workers, "open_source", lambda spec: cameras.append(UnpluggableCamera()) or cameras[-1])
+    monkeypatch.setattr(capture_module, "open_source", lambda spec: cameras.append(UnpluggableCamera()) or cameras[-1])
     window = make_window(None, threads=1)  # one ORT thread: quick on a busy machine
     window.state.output_dir = str(tmp_path / "out")
     window.open_source(0)
     wait_frames(qtbot, window, 2)
-    assert window.start_recording() and window.start_json()
+    assert window.outputs.start("record") and window.outputs.start("json") and window.outputs.start("csv")
     wait_frames(qtbot, window, 3)
     cameras[-1].unplug.set()
     status = window.statusBar().currentMessage
     qtbot.waitUntil(lambda: "stopped delivering frames" in status(), timeout=10000)
     assert status().startswith("Error: camera 0 stopped delivering frames (unplugged?); kept ")
-    assert "open it again" in status() and not window.inference.recording and not window.inference.exporting
-    assert not window.record_button.isChecked() and window.record_button.text() == "Record MP4"
+    assert "open it again" in status() and not any(map(window.inference.writing, ("record", "json", "csv")))
+    assert not window.outputs.buttons["record"].isChecked() and window.outputs.buttons["record"].text() == "Record MP4"
     [video] = (tmp_path / "out").glob("camera_poses_*.mp4")
     [export] = (tmp_path / "out").glob("camera_keypoints_*.json")
+    [table] = (tmp_path / "out").glob("camera_keypoints_*.csv")
+    assert str(table) in status() and len(pd.read_csv(table)) >= 3  # "none" detector: one person a frame
     cap = cv2.VideoCapture(str(video))
     assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
     cap.release()
@@ -265,5 +241,6 @@ def test_an_unplugged_camera_keeps_the_recording_and_can_be_reopened(qtbot, make
     assert len(cameras) == 2 and window.source_info is not None and window.source_info.is_camera
 
     monkeypatch.setattr(time, "strftime", lambda *args: "20250101_120000")  # two recordings in one second
-    first, second = window._output_path("poses", ".mp4"), window._output_path("poses", ".mp4")
+    context = window._output_context()
+    first, second = (window.outputs.reserve("poses", ".mp4", context) for _ in range(2))
     assert (first.name, second.name) == ("camera_poses_20250101_120000.mp4", "camera_poses_20250101_120000_1.mp4")

@@ -9,8 +9,11 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from app import workers
-from app.workers import CaptureWorker, FrameChannel, FramePacket, InferenceWorker, ModelLoader
+from app import capture as capture_module
+from app.capture import CaptureWorker, FrameChannel, FramePacket
+from app.loader import ModelLoader
+from app.outputs import JsonOutput, Recording
+from app.workers import InferenceWorker
 from lpn_core.errors import SourceError
 from lpn_core.pipeline import PipelineSettings
 from lpn_core.stream import FrameSource
@@ -143,14 +146,15 @@ def test_inference_draws_swaps_between_frames_and_records_at_source_speed(qtbot,
     worker.update_pipeline(det_every=3)
     worker.swap_estimator(SimpleNamespace(model_name="fake-b", untrained=True, weights_label="UNTRAINED",
                                          backend=SimpleNamespace(name="onnx")))
-    path = worker.start_recording(tmp_path / "rec.mp4", fps=10.0, size=(160, 120))
+    path = tmp_path / "rec.mp4"
+    worker.attach("record", Recording(path, fps=10.0, size=(160, 120)))
     second = feed(channel, worker, FramePacket(frame, 1, 0.1, (1, 0)))
     assert second.model == "fake-b" and pipeline.updates == [{"det_every": 3}]
     feed(channel, worker, FramePacket(frame, 6, 0.6, (1, 0)))  # frames 2-5 were dropped live
     feed(channel, worker, FramePacket(frame, 0, 0.0, (1, 1)))  # the file starts over: tracks reset
     assert pipeline.resets == 2
-    saved, written = worker.stop_recording()
-    assert saved == path and written == 1 + 5 + 1  # the gap is filled: the file plays at source speed
+    recording = worker.detach("record")
+    assert recording.close() == f"7 frames recorded in {path}"  # the gap is filled: the file plays at source speed
     stop(worker)
     cap = cv2.VideoCapture(str(path))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
@@ -192,7 +196,7 @@ class ScriptedSource(FrameSource):
 
 def run_capture(qtbot, monkeypatch, source: ScriptedSource) -> tuple[list, list, list]:
     """Run a CaptureWorker over ``source`` to its end; (packets, warnings, failures)."""
-    monkeypatch.setattr(workers, "open_source", lambda spec: source)
+    monkeypatch.setattr(capture_module, "open_source", lambda spec: source)
     channel = FrameChannel()
     channel.consumer_ready.set()
     capture = CaptureWorker("scripted", channel, process_all=True)
@@ -235,17 +239,18 @@ def test_disk_full_stops_recording_and_export_keeping_both(qtbot, tmp_path, monk
     worker.failed.connect(failed.append)
     worker.warned.connect(warned.append)
     worker.start()
-    worker.start_recording(tmp_path / "rec.mp4", fps=10.0, size=(160, 120))
-    worker.start_json(tmp_path / "poses.json", {"size": [160, 120]})
+    worker.attach("record", Recording(tmp_path / "rec.mp4", fps=10.0, size=(160, 120)))
+    export = JsonOutput(tmp_path / "poses.json", {"size": [160, 120]})
+    worker.attach("json", export)
     for i, shape in enumerate([(120, 160, 3), (240, 320, 3), (240, 320, 3)]):  # then the size changes
         feed(channel, worker, FramePacket(np.zeros(shape, np.uint8), i, i / 10, (1, 0)))
-    worker._json._file = disk = FullDisk(worker._json._file)
+    export.writer._file = disk = FullDisk(export.writer._file)
     disk.fill()
     for i in range(3, 6):
         feed(channel, worker, FramePacket(np.zeros((240, 320, 3), np.uint8), i, i / 10, (1, 0)))
     qtbot.waitUntil(lambda: len(failed) == 2, timeout=5000)
     stop(worker)
-    assert not worker.recording and not worker.exporting
+    assert not worker.writing("record") and not worker.writing("json")
     assert all("\n" not in m for m in failed + warned) and len(warned) == 1 and "resized" in warned[0]
     recording, export = sorted(failed, key=lambda m: "keypoint" in m)
     assert "No space left" in recording and "recording stopped, 3 frames kept" in recording

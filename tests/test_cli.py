@@ -41,7 +41,7 @@ def fast_models(monkeypatch: pytest.MonkeyPatch, models) -> None:
     """main() builds its pipeline as usual, but gets the module's models instead of new copies."""
     estimator, detector = models
     real_load = pipeline_module.load_detector
-    monkeypatch.setattr(pipeline_module, "build_estimator", lambda *args, **kwargs: estimator)
+    monkeypatch.setattr(pipeline_module, "estimator_from_settings", lambda *args, **kwargs: estimator)
     monkeypatch.setattr(pipeline_module, "load_detector", lambda spec, *args, **kwargs:
                         detector if spec == str(shared_path(DETECTOR)) else real_load(spec, *args, **kwargs))
 
@@ -163,7 +163,8 @@ def test_interrupt_or_crash_mid_video_keeps_outputs(tmp_path: Path, monkeypatch:
         return real(self, frame, index, timestamp_s)
 
     monkeypatch.setattr(Pipeline, "process", flaky)
-    argv = base_args(tmp_path, shared_path("videos/walk_away_720p.mp4"), "--det-every", "3")
+    argv = base_args(tmp_path, shared_path("videos/walk_away_720p.mp4"), "--det-every", "3",
+                     "--csv", str(tmp_path / "out.csv"))
     if fault is KeyboardInterrupt:
         assert cli.main(argv) == 130
         assert "interrupted after" in capsys.readouterr().err
@@ -173,6 +174,30 @@ def test_interrupt_or_crash_mid_video_keeps_outputs(tmp_path: Path, monkeypatch:
     assert video_frames(tmp_path / "out.mp4")[0] == 6
     data = json.loads((tmp_path / "out.json").read_text())
     assert len(data["frames"]) == 6 and data["summary"]["complete"] is False
+    assert_csv_matches_json(tmp_path / "out.csv", data)
+
+
+def assert_csv_matches_json(csv_path: Path, data: dict) -> None:
+    """The CSV holds one row per person of each frame in the JSON, with the same ids and keypoints."""
+    import pandas as pd
+
+    table = pd.read_csv(csv_path)
+    people = [(f["frame"], p) for f in data["frames"] for p in f["people"]]
+    assert len(people) > 0 and table["frame"].tolist() == [frame for frame, _ in people]
+    assert table["id"].tolist() == [p["id"] for _, p in people]
+    assert np.allclose(table["left_knee_x"], [p["keypoints"][13][0] for _, p in people], atol=0.01)
+    from lpn_core.angles import joint_angles  # untrained joints may coincide: NaN angles, empty cells
+
+    angles, _ = joint_angles(np.array([p["keypoints"] for _, p in people]))
+    assert np.allclose(table["left_knee_angle"], angles[:, 0], atol=0.1, equal_nan=True)
+
+
+def test_csv_beside_json(tmp_path: Path, fast_models: None) -> None:
+    argv = base_args(tmp_path, shared_path("videos/walk_away_720p.mp4"), "--max-frames", "8",
+                     "--csv", str(tmp_path / "tables" / "out.csv"))
+    assert cli.main(argv) == 0
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert_csv_matches_json(tmp_path / "tables" / "out.csv", data)
 
 
 def test_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture, fast_models: None) -> None:

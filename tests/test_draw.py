@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from lpn_core.draw import (CENTRE, KEYPOINT_NAMES, LEFT, RIGHT, SKELETON, draw_poses, draw_stats, draw_untrained_banner,
-                           limb_color, stats_lines)
+from lpn_core.draw import (CENTRE, HUD_MAX_SHARE, KEYPOINT_NAMES, LEFT, RIGHT, SKELETON, draw_poses, draw_stats,
+                           draw_untrained_banner, limb_color, stats_lines)
 from lpn_core.types import Pose
 
 
@@ -45,7 +46,7 @@ def test_joints_below_threshold_are_not_drawn() -> None:
 def test_stats_readout_and_untrained_banner() -> None:
     times = {"detect": 20.0, "crop": 1.0, "infer": 25.0, "decode": 1.0, "track": 0.2, "draw": 1.0}
     lines = stats_lines(20.0, times, 2)
-    assert lines[0].startswith("FPS  20.0") and "48 ms/frame" in lines[0] and "people 2" in lines
+    assert lines[0].startswith("FPS  20.0") and "48 ms/frame" in lines[0] and "people 2" in lines[0]
     plain = np.full((360, 640, 3), 128, np.uint8)
     draw_stats(plain, 20.0, times, 2, untrained=False)
     assert (plain[5, 630] == 128).all()  # no banner
@@ -60,3 +61,29 @@ def test_banner_alone_fits_narrow_images() -> None:
     narrow = np.zeros((120, 160, 3), np.uint8)
     height = draw_untrained_banner(narrow)
     assert 0 < height < 60 and narrow[1, 1, 2] > 200 and not narrow[height + 2:].any()
+
+
+def test_limbs_and_joints_take_their_side_colours() -> None:
+    out = draw_poses(np.zeros((240, 320, 3), np.uint8), [standing_pose()], show_boxes=False, show_ids=False)
+    assert tuple(out[160, 145]) == LEFT  # on the left thigh, between hip (145, 140) and knee (145, 180)
+    assert tuple(out[160, 175]) == RIGHT
+    assert tuple(out[70, 160]) == CENTRE  # the shoulder line
+    assert tuple(out[180, 145]) == LEFT and tuple(out[180, 175]) == RIGHT  # the knees' discs
+    assert tuple(out[180, 145 - 4]) == (255, 255, 255)  # each joint has a white rim
+
+
+def hud_rows(height: int, width: int = 1280, untrained: bool = False) -> int:
+    """Rows the readout darkens on a mid-gray frame (the last darkened row + 1)."""
+    frame = np.full((height, width, 3), 200, np.uint8)
+    times = {"detect": 20.0, "crop": 1.0, "infer": 25.0, "decode": 1.0, "track": 0.2, "draw": 1.0}
+    draw_stats(frame, 20.0, times, 3, untrained=untrained, weights_label="lpn50 project-trained, AP 0.07")
+    darkened = np.flatnonzero((frame[:, width - 1 if untrained else 0] < 200).any(axis=1))
+    return int(darkened.max()) + 1 if len(darkened) else 0
+
+
+@pytest.mark.parametrize("height", [240, 360, 480, 720, 1080, 2160])
+def test_hud_scales_with_the_frame_and_stays_under_its_share(height: int) -> None:
+    rows = hud_rows(height, width=height * 16 // 9)
+    assert 0 < rows <= HUD_MAX_SHARE * height, f"the readout covers {rows} of {height} rows"
+    if height >= 480:
+        assert rows >= 0.08 * height  # it grows with the frame: readable when the frame is shown large

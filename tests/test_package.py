@@ -65,7 +65,7 @@ def test_dependencies_are_requirements_txt_less_the_test_tools() -> None:
     required = requirement_names((REPO_ROOT / "requirements.txt").read_text().splitlines())
     runtime = requirement_names(PYPROJECT["project"]["dependencies"])
     test_extra = requirement_names(PYPROJECT["project"]["optional-dependencies"]["test"])
-    assert set(test_extra) == {"pytest", "pytest-qt", "setuptools"}
+    assert set(test_extra) == {"pytest", "pytest-qt", "pandas", "setuptools"}
     assert runtime | test_extra == required, "pyproject.toml and requirements.txt list different versions or packages"
     assert not set(runtime) & set(test_extra)
 

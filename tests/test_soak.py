@@ -1,4 +1,4 @@
-"""Short soaks (issue 11, docs/RELIABILITY.md "Soak"): the loops of benchmarks/soak.py for a few hundred
+"""Short soaks (docs/RELIABILITY.md "Soak"): the loops of benchmarks/soak.py for a few hundred
 frames, sampled every N frames. No fd or thread growth after warm-up, bounded RSS, the old model freed
 after a switch, nothing left running after the window closes. Untrained weights: plumbing only."""
 from __future__ import annotations
@@ -130,12 +130,12 @@ def test_window_soak_switch_and_recording_leave_no_thread_behind(qtbot, tmp_path
     try:
         qtbot.waitUntil(lambda: window.frames_shown >= 10, timeout=60000)
         driver = soak.WindowSoak(window, switch_s=3600, sample=Every(frames=10**9), trim=False)
-        assert window.inference.recording and driver.label() == "lpn50+rec"
+        assert window.inference.writing("record") and driver.label() == "lpn50+rec"
         qtbot.waitUntil(lambda: window.frames_shown >= 30, timeout=30000)
         running, sessions = driver.sample(), live_ort_sessions()
         threads = steady_os_threads(qtbot)
         driver.set_recording(False)  # the Record button again: saved, then deleted by the driver
-        assert window.statusBar().currentMessage().startswith("Saved ") and not window.inference.recording
+        assert window.statusBar().currentMessage().startswith("Saved ") and not window.inference.writing("record")
         assert not list((tmp_path / "recordings").glob("*.mp4"))
 
         driver.switch_model("lpn101")  # through the dropdown
