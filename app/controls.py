@@ -9,6 +9,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGr
                              QSlider, QSpinBox, QWidget)
 
 from lpn_core.model import list_models
+from lpn_core.weights import best_bundled_model
 
 from .settings import GuiState
 
@@ -56,7 +57,9 @@ class ModelBox(QGroupBox):
         super().__init__("Model", parent)
         self._state = state
         form = QFormLayout(self)
-        self.model_combo = combo({name: display_name(name) for name in list_models()}, state.model)
+        best = best_bundled_model(list_models())
+        self.model_combo = combo({name: display_name(name) + (" (best offline)" if name == best else "")
+                                  for name in list_models()}, state.model)
         self.backend_combo = combo(BACKENDS, state.backend)
         self.precision_combo = combo(PRECISIONS, state.precision)
         self.precision_combo.setToolTip(PRECISION_TIP)

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Final, Mapping
+from typing import Callable, Final, Iterable, Mapping
 
 import torch
 
@@ -103,6 +103,13 @@ def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeigh
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise WeightsError(f"'{manifest}' is damaged ({type(exc).__name__}); restore it with "
                            f"`git checkout assets/weights` or reinstall LPN Pose") from exc
+
+
+def best_bundled_model(models: Iterable[str], bundled_dir: Path | None = None) -> str | None:
+    """Of ``models``, the one whose bundled weights score the highest AP (the model card's number), or None
+    when fewer than two are bundled. The window marks it, since deeper is not always better offline."""
+    scored = {m: e.ap for m in models if (e := bundled_weights(m, bundled_dir)) is not None}
+    return max(scored, key=scored.get) if len(scored) > 1 else None
 
 
 def file_sha256(path: Path) -> str:

@@ -244,3 +244,17 @@ def test_an_unplugged_camera_keeps_the_recording_and_can_be_reopened(qtbot, make
     context = window._output_context()
     first, second = (window.outputs.reserve("poses", ".mp4", context) for _ in range(2))
     assert (first.name, second.name) == ("camera_poses_20250101_120000.mp4", "camera_poses_20250101_120000_1.mp4")
+
+
+def test_model_dropdown_marks_the_best_bundled_model(qtbot) -> None:
+    from app.controls import ModelBox
+    from app.settings import GuiState
+    from lpn_core.model import list_models
+    from lpn_core.weights import best_bundled_model
+
+    box = ModelBox(GuiState())
+    qtbot.addWidget(box)
+    texts = {box.model_combo.itemData(i): box.model_combo.itemText(i) for i in range(box.model_combo.count())}
+    best = best_bundled_model(list_models())
+    assert best is not None and texts[best].endswith("(best offline)")
+    assert sum(t.endswith("(best offline)") for t in texts.values()) == 1

@@ -325,3 +325,15 @@ def test_a_corrupt_onnx_export_in_the_cache_is_rebuilt(isolated, lpn50_file: Pat
     reference = build_estimator("lpn50", weights=str(lpn50_file), backend="torch")
     crops = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
     np.testing.assert_allclose(estimator.backend(crops), reference.backend(crops), atol=1e-4)
+
+
+def test_best_bundled_model_is_the_highest_ap_entry(tmp_path) -> None:
+    import json
+
+    from lpn_core.weights import best_bundled_model
+
+    entry = {"file": "x.pth", "sha256": "0" * 64, "input_size": [128, 96]}
+    (tmp_path / "manifest.json").write_text(json.dumps({"lpn50": {**entry, "ap": 0.2}, "lpn101": {**entry, "ap": 0.1}}))
+    assert best_bundled_model(["lpn50", "lpn101", "lpn152"], tmp_path) == "lpn50"
+    (tmp_path / "manifest.json").write_text(json.dumps({"lpn101": {**entry, "ap": 0.1}}))
+    assert best_bundled_model(["lpn50", "lpn101"], tmp_path) is None
