@@ -26,7 +26,7 @@ from lpn_core.backends import cpu_threads
 from lpn_core.detector import load_detector
 from lpn_core.weights import bundled_weights
 from train.data import IMREAD_FLAGS, load_coco, resolve_folder
-from train.evaluate import coco_eval, eval_boxes, evaluate, make_estimator
+from train.evaluate import coco_eval, eval_boxes, evaluate, make_estimator, parse_size
 from train.weights_meta import CropSettings, crop_settings
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -66,17 +66,17 @@ def one_stage_ap(model_path: Path, coco, image_dir: Path, task_imgsz: int = 640)
 
 def lpn_rows(model: str, weights: Path, crops: CropSettings, split, coco, det_json: Path,
              det_name: str) -> list[str]:
-    rows, input_size = [], crops.input_size
+    rows = []
     for boxes, label in ((None, "GT boxes"), (str(det_json), f"{det_name} boxes")):
         instances, ids = eval_boxes(split, coco, boxes)
         if boxes is not None:
             ids = sorted(coco.getImgIds())  # images where the detector found no one still count
         for flip in (True, False):
-            estimator = make_estimator(model, str(weights), input_size, "torch", "cpu", flip, crops.flip_shift)
+            estimator = make_estimator(model, str(weights), crops.input_size, "torch", "cpu", flip, crops.flip_shift)
             start = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
                 stats = evaluate(estimator, coco, instances, image_ids=ids).stats
-            rows.append(f"| {model} {input_size[0]}x{input_size[1]} | {label} | {'on' if flip else 'off'} | "
+            rows.append(f"| {model} {crops.input_size[0]}x{crops.input_size[1]} | {label} | {'on' if flip else 'off'} | "
                         f"{stats['AP']:.3f} | {stats['AP50']:.3f} | {stats['AP75']:.3f} | {stats['APm']:.3f} | "
                         f"{stats['APl']:.3f} | {stats['AR']:.3f} |")
             print(rows[-1], f"({time.perf_counter() - start:.0f} s)", flush=True)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(SHARED / "coco_val2017"))
     p.add_argument("--models", nargs="+", default=["lpn50", "lpn101", "lpn152"])
     p.add_argument("--weights", nargs="*", default=[], help="one file per --models entry (default: the bundled ones)")
-    p.add_argument("--input-size", default=None, help="HxW crops (default: what the weights record: manifest, checkpoint or run config)")
+    p.add_argument("--input-size", type=parse_size, default=None, help="HxW crops (default: what the weights record: manifest, checkpoint or run config)")
     p.add_argument("--detector", default=None, help="person detector for the detector-box rows (default: bundled)")
     p.add_argument("--det-conf", type=float, default=0.05)
     p.add_argument("--teacher", default=str(SHARED / "teachers" / "yolo11n-pose.pt"))
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 weights = entry.path
             crops = crop_settings(model, weights)
             if args.input_size:
-                crops = replace(crops, input_size=tuple(int(v) for v in args.input_size.split("x")))
+                crops = replace(crops, input_size=args.input_size)
             rows += lpn_rows(model, weights, crops, split, coco, det_json, det_name)
     if not args.no_peers:
         for name, path in (("YOLO11n-pose (teacher, fp32, 640)", args.teacher),
