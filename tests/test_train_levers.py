@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from lpn_core.codec import FLIP_PERM
 from lpn_core.model import create_model
 from train.config import TrainConfig, apply_overrides
 from train.data import CocoKeypoints, CocoSplit, load_instances
 from train.grow import grow
 from train.loop import autocast_context, build_optimizer, build_scheduler, cpu_has_bf16
-from train.pseudo_label import TeacherPerson, coco_document, match_teacher, person_annotation
+from train.pseudo_label import (TeacherPerson, coco_document, downscale, match_teacher, merge_flipped, mirror_people,
+                                person_annotation)
 
 
 @pytest.mark.parametrize("name", ["lpn101", "lpn152"])
@@ -99,6 +101,39 @@ def test_teacher_matching_is_greedy_by_iou() -> None:
               TeacherPerson(np.array([50, 50, 60, 60.0]), 0.9, np.zeros((17, 2)), np.ones(17))]
     matched = match_teacher(people, np.array([[51, 51, 60, 60.0], [0, 0, 10, 11.0], [200, 200, 210, 210.0]]))
     assert matched[0] is people[1] and matched[1] is people[0] and matched[2] is None
+
+
+def test_teacher_flip_pass_maps_back_to_the_same_person() -> None:
+    """A person seen on the mirrored image maps back onto the original: x -> width - x, left/right swapped."""
+    width = 200
+    keypoints = np.stack([np.linspace(40, 80, 17), np.linspace(10, 150, 17)], 1)
+    person = TeacherPerson(np.array([30.0, 5.0, 90.0, 160.0]), 0.8, keypoints, np.linspace(0.1, 0.9, 17))
+    seen_mirrored = TeacherPerson(np.array([width - 90.0, 5.0, width - 30.0, 160.0]), 0.6,
+                                  np.stack([width - keypoints[FLIP_PERM, 0], keypoints[FLIP_PERM, 1]], 1),
+                                  person.keypoint_scores[FLIP_PERM])
+    back = mirror_people([seen_mirrored], width)[0]
+    np.testing.assert_allclose(back.box, person.box)
+    np.testing.assert_allclose(back.keypoints, person.keypoints)
+    np.testing.assert_allclose(back.keypoint_scores, person.keypoint_scores)
+
+
+def test_teacher_flip_merge_weights_joints_by_confidence_and_keeps_the_unmatched() -> None:
+    zeros, far = np.zeros((17, 2)), np.full((17, 2), 10.0)
+    near = TeacherPerson(np.array([0, 0, 20, 40.0]), 0.9, zeros, np.full(17, 0.9))
+    alone = TeacherPerson(np.array([100, 0, 120, 40.0]), 0.5, zeros, np.full(17, 0.5))
+    twin = TeacherPerson(np.array([1, 0, 21, 40.0]), 0.7, far, np.full(17, 0.1))
+    merged = merge_flipped([near, alone], [twin])
+    np.testing.assert_allclose(merged[0].keypoints, 1.0, atol=1e-4)  # 10 * 0.1 / (0.9 + 0.1)
+    np.testing.assert_allclose(merged[0].keypoint_scores, 0.5)
+    np.testing.assert_allclose(merged[0].box, [0.5, 0, 20.5, 40])
+    assert merged[1] is alone and merge_flipped([], [twin]) == []
+
+
+def test_agreement_downscale_shrinks_to_the_long_side_and_never_enlarges() -> None:
+    image = np.zeros((480, 640, 3), np.uint8)
+    small, scale = downscale(image, 224)
+    assert small.shape == (168, 224, 3) and scale == pytest.approx(0.35)
+    assert downscale(image, 1000)[1] == 1.0 and downscale(image, None)[0] is image
 
 
 def test_round_zero_can_start_from_given_weights(tmp_path: Path) -> None:

@@ -160,7 +160,8 @@ def test_next_round_plans_epochs_from_the_budget_and_never_labels_tuning_videos(
     sets = label_sets(Path("/data"), [Path("/photos/extra")])
     flags = [f for s in sets for f in s.flags]
     assert not any("videos_tune" in f for f in flags)
-    assert [s.name for s in sets][-1] == "pl_extra"
+    assert [s.name for s in sets][-1] == "pl_extra_640f"
+    assert all(s.flags[-3:] == ("--imgsz", "640", "--flip") for s in sets)  # the labels the agreement table chose
     args = build_parser().parse_args(["--out", str(tmp_path / "r"), "--val2", "/v2", "--set", "lr=5e-4"])
     argv = train_argv(args, [Path("/labels/pl_people")], 12, 8, Path("/w/best.pth"))
     assert argv[argv.index("--epochs") + 1] == "12"

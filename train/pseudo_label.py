@@ -23,6 +23,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from lpn_core.codec import FLIP_PERM
 from lpn_core.errors import DataError, LpnError
 
 from .evaluate import COCO_SIGMAS
@@ -44,15 +45,23 @@ class TeacherPerson:
 class Teacher:
     """An Ultralytics pose model that returns :class:`TeacherPerson` lists for BGR images."""
 
-    def __init__(self, path: str | Path, imgsz: int = 640, conf: float = 0.25) -> None:
+    def __init__(self, path: str | Path, imgsz: int = 640, conf: float = 0.25, flip: bool = False) -> None:
         from ultralytics import YOLO
 
         if not Path(path).is_file():
             raise DataError(f"teacher '{path}' not found (expected e.g. ../shared/data/teachers/yolo11n-pose.pt)")
         self.model = YOLO(str(path), task="pose")
-        self.imgsz, self.conf = imgsz, conf
+        self.imgsz, self.conf, self.flip = imgsz, conf, flip
 
     def __call__(self, image: np.ndarray) -> list[TeacherPerson]:
+        people = self.predict(image)
+        if not self.flip:
+            return people
+        mirrored = mirror_people(self.predict(cv2.flip(image, 1)), image.shape[1])
+        return merge_flipped(people, mirrored)
+
+    def predict(self, image: np.ndarray) -> list[TeacherPerson]:
+        """The teacher's people on one BGR image, single pass."""
         result = self.model.predict(image, imgsz=self.imgsz, conf=self.conf, verbose=False)[0]
         if result.keypoints is None or len(result.boxes) == 0:
             return []
@@ -60,6 +69,32 @@ class Teacher:
         scores = result.boxes.conf.cpu().numpy()
         kpts = result.keypoints.data.cpu().numpy()  # (N, 17, 3): x, y, confidence
         return [TeacherPerson(b, float(s), k[:, :2], k[:, 2]) for b, s, k in zip(boxes, scores, kpts)]
+
+
+def mirror_people(people: list[TeacherPerson], width: int) -> list[TeacherPerson]:
+    """People found on the horizontally flipped image, mapped back: x -> width - x, left/right joints swapped."""
+    mirrored = []
+    for p in people:
+        box = np.array([width - p.box[2], p.box[1], width - p.box[0], p.box[3]])
+        keypoints = p.keypoints[FLIP_PERM].copy()
+        keypoints[:, 0] = width - keypoints[:, 0]
+        mirrored.append(TeacherPerson(box, p.score, keypoints, p.keypoint_scores[FLIP_PERM]))
+    return mirrored
+
+
+def merge_flipped(people: list[TeacherPerson], mirrored: list[TeacherPerson]) -> list[TeacherPerson]:
+    """Flip-test averaging for the teacher: each person's box, joints and scores averaged with the mirrored pass's
+    person of highest IoU >= 0.5 (as the flip test of top-down models, Xiao et al. 2018); unmatched people kept."""
+    merged = []
+    for person, twin in zip(people, match_teacher(mirrored, np.array([p.box for p in people]).reshape(-1, 4))):
+        if twin is None:
+            merged.append(person)
+            continue
+        weights = np.stack([person.keypoint_scores, twin.keypoint_scores]) + 1e-6  # the surer pass counts more
+        keypoints = (weights[..., None] * np.stack([person.keypoints, twin.keypoints])).sum(0) / weights.sum(0)[:, None]
+        merged.append(TeacherPerson((person.box + twin.box) / 2, (person.score + twin.score) / 2, keypoints,
+                                    (person.keypoint_scores + twin.keypoint_scores) / 2))
+    return merged
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -166,8 +201,20 @@ def match_teacher(people: list[TeacherPerson], gt_boxes: np.ndarray) -> list[Tea
     return matched
 
 
-def agreement(teacher: Teacher, folders: list[Path], thresholds: list[float]) -> str:
-    """Markdown table: per joint-confidence threshold, the share of GT joints kept and their accuracy."""
+def downscale(image: np.ndarray, long_side: int | None) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (INTER_AREA) so its long side is ``long_side``, and the scale; unchanged if None or smaller."""
+    scale = long_side / max(image.shape[:2]) if long_side else 1.0
+    if scale >= 1.0:
+        return image, 1.0
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def agreement(teacher: Teacher, folders: list[Path], thresholds: list[float], long_side: int | None = None) -> str:
+    """Markdown table: per joint-confidence threshold, the share of GT joints kept and their accuracy.
+
+    ``long_side`` scores the teacher on images downscaled to that size (GT scaled alike), e.g. 224 for photos
+    that small."""
     from train.data import load_coco, load_instances, resolve_folder
 
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]] = []
@@ -177,16 +224,17 @@ def agreement(teacher: Teacher, folders: list[Path], thresholds: list[float]) ->
         inst = load_instances(split, load_coco(split.ann))
         for path in sorted(set(inst.image_paths)):
             idx = [i for i, p in enumerate(inst.image_paths) if p == path]
-            image = cv2.imread(path)
-            sizes = inst.sizes[idx] / 1.25  # box_to_center_size pads by 1.25; undo for the box
-            boxes = np.concatenate([inst.centers[idx] - sizes / 2, inst.centers[idx] + sizes / 2], 1)
+            image, scale = downscale(cv2.imread(path), long_side)
+            sizes = inst.sizes[idx] * scale / 1.25  # box_to_center_size pads by 1.25; undo for the box
+            centers = inst.centers[idx] * scale
+            boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], 1)
             for i, person in zip(idx, match_teacher(teacher(image), boxes)):
                 total += 1
                 if person is None:
                     continue
                 found += 1
-                w, h = inst.sizes[i] / 1.25
-                rows.append((person.keypoints, person.keypoint_scores, inst.joints[i], inst.visible[i] > 0,
+                w, h = inst.sizes[i] * scale / 1.25
+                rows.append((person.keypoints, person.keypoint_scores, inst.joints[i] * scale, inst.visible[i] > 0,
                              float(w * h * 0.53), float(max(w, h))))  # area ~ 0.53 of the box (COCO average)
     lines = [f"teacher found {found} of {total} GT people (IoU >= 0.5)", "",
              "| joint conf >= | GT joints kept | kept joints within PCK@0.05 of box size | mean OKS of kept joints |",
@@ -215,11 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-every", type=int, default=1, help="label every N-th video frame")
     p.add_argument("--out", help="output COCO folder (images/ for video frames, annotations/person_keypoints.json)")
     p.add_argument("--imgsz", type=int, default=640, help="teacher input size")
+    p.add_argument("--flip", action="store_true", help="average the teacher over the image and its mirror (2x time)")
     p.add_argument("--box-thr", type=float, default=0.4, help="minimum person score")
     p.add_argument("--kpt-thr", type=float, default=0.5, help="joints below this confidence get v=0")
     p.add_argument("--min-joints", type=int, default=5, help="drop people with fewer confident joints")
     p.add_argument("--agreement", action="append", default=[], metavar="DIR",
                    help="instead of labelling: score the teacher against this GT COCO folder (repeatable)")
+    p.add_argument("--agreement-long-side", type=int, metavar="PX",
+                   help="with --agreement: downscale the images to this long side first (224: the photos' size)")
     return p
 
 
@@ -234,9 +285,10 @@ def refuse_tuning_sources(sources: list[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     refuse_tuning_sources([*args.images, *args.video])
-    teacher = Teacher(args.teacher, args.imgsz, conf=0.05 if args.agreement else args.box_thr)
+    teacher = Teacher(args.teacher, args.imgsz, conf=0.05 if args.agreement else args.box_thr, flip=args.flip)
     if args.agreement:
-        print(agreement(teacher, [Path(d) for d in args.agreement], [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]))
+        print(agreement(teacher, [Path(d) for d in args.agreement], [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+                        args.agreement_long_side))
         return 0
     if not args.out or not (args.images or args.video):
         raise LpnError("give --out and at least one --images DIR or --video FILE")
