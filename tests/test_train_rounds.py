@@ -170,6 +170,22 @@ def test_next_round_plans_epochs_from_the_budget_and_never_labels_tuning_videos(
     assert "/labels/pl_people" in argv
 
 
+def test_next_round_dry_run_names_missing_labels_without_making_them(tmp_path: Path, monkeypatch, capsys) -> None:
+    from train import next_round
+
+    shared = shared_path("coco_val2017").parent
+
+    def refuse(argv: list[str]) -> int:
+        raise AssertionError(f"a dry run made labels: {argv}")
+
+    monkeypatch.setattr(next_round.pseudo_label, "main", refuse)
+    assert next_round.main(["--out", str(tmp_path / "r"), "--shared", str(shared), "--labels", str(tmp_path / "l"),
+                            "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would pseudo-label pl_people_640f" in out and "python -m train.train" in out
+    assert not (tmp_path / "l").exists()
+
+
 def test_photo_split_keeps_every_photo_once_and_out_of_the_excluded_folders(tmp_path: Path) -> None:
     from train.photo_split import split
 

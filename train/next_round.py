@@ -62,13 +62,21 @@ def val2_set(photos: Path) -> LabelSet:
     return LabelSet("pl_val2", ("--images", str(photos), "--imgsz", "416", "--box-thr", "0.5", "--min-joints", "10"))
 
 
-def ensure_labels(sets: list[LabelSet], labels: Path, teacher: Path) -> list[Path]:
-    """Folders of every label set, made with ``train.pseudo_label`` where missing."""
+def has_labels(folder: Path) -> bool:
+    """Whether ``folder`` holds a person-keypoints json (pseudo-labels or a COCO split)."""
+    return any((folder / "annotations").glob("person_keypoints*.json"))
+
+
+def ensure_labels(sets: list[LabelSet], labels: Path, teacher: Path, make: bool = True) -> list[Path]:
+    """Folders of every label set, made with ``train.pseudo_label`` where missing (only named when not ``make``)."""
     folders = []
     for label_set in sets:
         folder = labels / label_set.name
         if not (folder / "annotations" / "person_keypoints.json").is_file():
-            print(f"pseudo-labelling {label_set.name} -> {folder}", flush=True)
+            print(f"{'pseudo-labelling' if make else 'would pseudo-label'} {label_set.name} -> {folder}", flush=True)
+            if not make:
+                folders.append(folder)
+                continue
             code = pseudo_label.main(["--teacher", str(teacher), *label_set.flags, "--out", str(folder)])
             if code:
                 raise DataError(f"pseudo-labelling {label_set.name} failed")
@@ -116,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val2-photos", metavar="DIR", help="or: photos never trained on, labelled here by the teacher")
     p.add_argument("--mixed-fraction", type=float, default=0.7, help="share of epochs with mixed crop sizes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides, as train.train")
-    p.add_argument("--dry-run", action="store_true", help="print the train.train command and stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the train.train command and stop (missing labels are named, not made)")
     return p
 
 
@@ -140,10 +149,11 @@ def run(args: argparse.Namespace) -> int:
     init = Path(args.init) if args.init else default_init()
     sets = label_sets(shared, [Path(d) for d in args.extra_images])
     teacher = shared / "teachers" / "yolo11n-pose.pt"
-    folders = ensure_labels(sets, Path(args.labels).expanduser(), teacher)
+    labels, make = Path(args.labels).expanduser(), not args.dry_run
+    folders = ensure_labels(sets, labels, teacher, make)
     if args.val2_photos and not args.val2:
-        args.val2 = str(ensure_labels([val2_set(Path(args.val2_photos))], Path(args.labels).expanduser(), teacher)[0])
-    people = count_people([shared / "coco_extra", shared / "coco_mini", *folders])
+        args.val2 = str(ensure_labels([val2_set(Path(args.val2_photos))], labels, teacher, make)[0])
+    people = count_people([f for f in (shared / "coco_extra", shared / "coco_mini", *folders) if has_labels(f)])
     epochs, mixed_until = plan_epochs(args.hours, args.samples_per_s, people, args.mixed_fraction)
     argv = train_argv(args, folders, epochs, mixed_until, init)
     print(f"next round: {people} people, {epochs} epochs ({mixed_until} with mixed crop sizes), from {init}", flush=True)
