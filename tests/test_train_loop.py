@@ -194,3 +194,20 @@ def test_cli_errors_are_one_line_exit_2(case: str, tmp_path, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resuming_a_finished_cosine_with_more_epochs_is_refused() -> None:
+    """torch's cosine is recursive: re-aimed from LR 0 it stays at 0, so extra epochs would learn nothing."""
+    from lpn_core.errors import LpnError
+    from train.schedule import refuse_finished_cosine
+
+    optimizer = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)
+    optimizer.step()
+    scheduler.step()
+    refuse_finished_cosine(optimizer, scheduler, done_epochs=1, epochs=3)  # mid-round: re-aiming is fine
+    optimizer.step()
+    scheduler.step()
+    refuse_finished_cosine(optimizer, scheduler, done_epochs=2, epochs=2)  # finished, nothing more asked
+    with pytest.raises(LpnError, match="reached LR 0 at epoch 2.*new round"):
+        refuse_finished_cosine(optimizer, scheduler, done_epochs=2, epochs=3)

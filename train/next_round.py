@@ -8,7 +8,8 @@ outside the work tree::
 
     nohup nice -n 19 python -m train.next_round --hours 4 --out ~/lpn-runs/round5 > ~/lpn-runs/round5.log 2>&1 &
 
-Interrupted? ``python -m train.train --resume --out DIR`` continues it; ``--epochs N`` re-aims its cosine.
+Interrupted? ``python -m train.train --resume --out DIR`` continues it; ``--epochs N`` re-aims its cosine (while its
+LR is above 0: a finished round is continued by the next round, not by more epochs).
 """
 from __future__ import annotations
 

@@ -133,6 +133,16 @@ def selection_score(stats: dict[str, float], config: TrainConfig) -> float:
     return stats["AP"]
 
 
+def refuse_finished_cosine(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                           done_epochs: int, epochs: int) -> None:
+    """LpnError if a resumed cosine has already reached its floor and more epochs are asked for: torch's cosine is
+    recursive (each step scales the current LR), so re-aiming it from LR 0 would train every new epoch at LR 0."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) and epochs > done_epochs \
+            and optimizer.param_groups[0]["lr"] <= scheduler.eta_min:
+        raise LpnError(f"this round's cosine reached LR 0 at epoch {done_epochs}: more epochs would train at LR 0; "
+                       "start a new round from its model_best.pth instead (python -m train.next_round --init PATH)")
+
+
 def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int, runtime: Runtime,
                 state: dict | None = None, show_progress: bool = True) -> RoundResult:
     """Train one round for ``config.epochs`` epochs with a fresh Adam and schedule, or continue ``state``."""
@@ -154,6 +164,7 @@ def train_round(config: TrainConfig, data: TrainData, out_dir: Path, index: int,
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        refuse_finished_cosine(optimizer, scheduler, state["epoch"], config.epochs)
         if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             scheduler.T_max = config.epochs  # resuming with another --epochs re-aims the cosine at the new end
         scaler.load_state_dict(state["scaler"])
