@@ -73,7 +73,7 @@ def ensure_labels(sets: list[LabelSet], labels: Path, teacher: Path, make: bool 
     folders = []
     for label_set in sets:
         folder = labels / label_set.name
-        if not (folder / "annotations" / "person_keypoints.json").is_file():
+        if not has_labels(folder):
             print(f"{'pseudo-labelling' if make else 'would pseudo-label'} {label_set.name} -> {folder}", flush=True)
             if not make:
                 folders.append(folder)

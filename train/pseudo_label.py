@@ -72,7 +72,10 @@ class Teacher:
 
 
 def mirror_people(people: list[TeacherPerson], width: int) -> list[TeacherPerson]:
-    """People found on the horizontally flipped image, mapped back: x -> width - x, left/right joints swapped."""
+    """People found on the horizontally flipped image, mapped back: x -> width - x, left/right joints swapped.
+
+    Ultralytics reports continuous coordinates (pixel centres at i + 0.5), hence width - x; train.data.flip_instance's
+    width - 1 - x is the same mirror for HRNet's pixel-index convention."""
     mirrored = []
     for p in people:
         box = np.array([width - p.box[2], p.box[1], width - p.box[0], p.box[3]])
