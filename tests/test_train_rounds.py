@@ -170,6 +170,20 @@ def test_next_round_plans_epochs_from_the_budget_and_never_labels_tuning_videos(
     assert "/labels/pl_people" in argv
 
 
+def test_next_round_with_no_mixed_epochs_trains_every_epoch_at_one_size(tmp_path: Path) -> None:
+    """--mixed-fraction 0 once meant mixed_until=0, which the config reads as *every* epoch mixed."""
+    from train import train as train_cli
+    from train.loop import mixes_sizes
+
+    args = build_parser().parse_args(["--out", str(tmp_path / "r"), "--mixed-fraction", "0"])
+    for mixed_until, expected in ((0, [False] * 6), (3, [True] * 3 + [False] * 3)):
+        argv = train_argv(args, [], 6, mixed_until, Path("/w/best.pth"))  # the shared COCO folders only
+        parsed = train_cli.build_parser().parse_args(argv)
+        config = train_cli.resolve_config(parsed, tmp_path / "r")
+        assert [mixes_sizes(config, epoch) for epoch in range(6)] == expected
+    assert config.mixed_sizes == ["64x48", "128x96"]  # the round config's sizes stay when epochs mix
+
+
 def test_next_round_dry_run_names_missing_labels_without_making_them(tmp_path: Path, monkeypatch, capsys) -> None:
     from train import next_round
 

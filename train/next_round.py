@@ -130,10 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def mixed_size_flags(mixed_until: int) -> list[str]:
+    """Overrides for ``mixed_until`` mixed-size epochs. None mixed means no mixed sizes at all: the config's
+    ``mixed_until=0`` means *every* epoch mixes (the round config lists 64x48 and 128x96)."""
+    if mixed_until > 0:
+        return ["--set", f"mixed_until={mixed_until}"]
+    return ["--set", "mixed_sizes=[]", "--set", "mixed_until=0"]
+
+
 def train_argv(args: argparse.Namespace, folders: list[Path], epochs: int, mixed_until: int, init: Path) -> list[str]:
     shared = Path(args.shared)
     argv = ["--config", str(CONFIG), "--out", args.out, "--epochs", str(epochs), "--val", str(shared / "coco_val2017"),
-            "--set", f"init_from={init}", "--set", f"mixed_until={mixed_until}"]
+            "--set", f"init_from={init}", *mixed_size_flags(mixed_until)]
     for folder in [shared / "coco_extra", shared / "coco_mini", *folders]:
         argv += ["--train", str(folder)]
     if args.val2:
