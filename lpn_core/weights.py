@@ -105,11 +105,22 @@ def bundled_weights(model: str, bundled_dir: Path | None = None) -> BundledWeigh
                            f"`git checkout assets/weights` or reinstall LPN Pose") from exc
 
 
+CLEAR_AP_GAIN = 0.01
+"""AP a slower model must add to be called better: the noise of 136 validation people (docs/WEIGHTS.md)."""
+
+
 def best_bundled_model(models: Iterable[str], bundled_dir: Path | None = None) -> str | None:
-    """Of ``models``, the one whose bundled weights score the highest AP (the model card's number), or None
-    when fewer than two are bundled. The window marks it, since deeper is not always better offline."""
-    scored = {m: e.ap for m in models if (e := bundled_weights(m, bundled_dir)) is not None}
-    return max(scored, key=scored.get) if len(scored) > 1 else None
+    """Of ``models`` (cheapest first), the one the window marks as best offline, or None when fewer than two
+    are bundled: a deeper model wins only if its bundled AP (the model card's number) beats the best cheaper
+    one by ``CLEAR_AP_GAIN``, since deeper is not always better offline and a tie should cost no speed."""
+    scored = [(m, e.ap) for m in models if (e := bundled_weights(m, bundled_dir)) is not None]
+    if len(scored) < 2:
+        return None
+    best, best_ap = scored[0]
+    for model, ap in scored[1:]:
+        if ap >= best_ap + CLEAR_AP_GAIN:
+            best, best_ap = model, ap
+    return best
 
 
 def file_sha256(path: Path) -> str:

@@ -337,3 +337,20 @@ def test_best_bundled_model_is_the_highest_ap_entry(tmp_path) -> None:
     assert best_bundled_model(["lpn50", "lpn101", "lpn152"], tmp_path) == "lpn50"
     (tmp_path / "manifest.json").write_text(json.dumps({"lpn101": {**entry, "ap": 0.1}}))
     assert best_bundled_model(["lpn50", "lpn101"], tmp_path) is None
+
+
+def test_a_deeper_model_is_marked_best_only_when_it_is_clearly_better(tmp_path) -> None:
+    import json
+
+    from lpn_core.weights import best_bundled_model
+
+    entry = {"file": "x.pth", "sha256": "0" * 64, "input_size": [128, 96]}
+
+    def best_of(ap50: float, ap101: float, ap152: float) -> str | None:
+        aps = {"lpn50": ap50, "lpn101": ap101, "lpn152": ap152}
+        (tmp_path / "manifest.json").write_text(json.dumps({m: {**entry, "ap": ap} for m, ap in aps.items()}))
+        return best_bundled_model(["lpn50", "lpn101", "lpn152"], tmp_path)
+
+    assert best_of(0.128, 0.1282, 0.1279) == "lpn50"  # grown copies: a rounding difference buys no speed
+    assert best_of(0.128, 0.140, 0.145) == "lpn101"
+    assert best_of(0.128, 0.140, 0.152) == "lpn152"

@@ -4,7 +4,9 @@ LPN-50/101/152 differ only in the number of blocks per stage ([3,4,6,3], [3,4,23
 §1.5). The grown model copies every tensor of the smaller one (stem, head, and the first blocks of each
 stage) and appends the extra blocks as identities: BN3 gamma and beta at 0 and the context block's last
 conv at 0, so the branch adds nothing and ``relu(0 + x) = x`` for the post-ReLU input. The grown network
-therefore computes exactly what the small one did, and fine-tuning starts from its accuracy.
+therefore computes exactly what the small one did, and fine-tuning starts from its accuracy. The output
+records the source's crop size and target encoding (its flip-test shift), so ``train.ship`` and
+``train.evaluate`` crop the grown model as the small one was trained.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lpn_core import codec
 from lpn_core.errors import LpnError
 from lpn_core.model import LPN, LWBottleneck, create_model
 from lpn_core.weights import read_state_dict
+
+from .weights_meta import ARCHITECTURE_DEFAULT, crop_settings
 
 
 def identity_block(block: LWBottleneck) -> None:
@@ -41,6 +46,15 @@ def grow(small: LPN, name: str) -> LPN:
     return big
 
 
+def recorded_crop_config(model: str, weights: str | Path) -> dict | None:
+    """``input_size`` and ``unbiased_targets`` of ``weights`` as its run (or the manifest) recorded them, else None."""
+    settings = crop_settings(model, weights)
+    if settings.source == ARCHITECTURE_DEFAULT:
+        return None
+    return {"input_size": list(settings.input_size),
+            "unbiased_targets": settings.flip_shift == codec.UNBIASED_FLIP_SHIFT}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.grow", description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="state dict of the smaller model")
@@ -54,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
     small = create_model(args.from_model, init=False)
     small.load_state_dict(read_state_dict(args.weights))
     big = grow(small, args.model)
+    config = recorded_crop_config(args.from_model, args.weights)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(big.state_dict(), args.out)
-    print(f"{args.from_model} -> {args.model}: {args.out}")
+    torch.save(big.state_dict() if config is None else {"state_dict": big.state_dict(), "config": config}, args.out)
+    recorded = "" if config is None else f" (crops {config['input_size'][0]}x{config['input_size'][1]} recorded)"
+    print(f"{args.from_model} -> {args.model}: {args.out}{recorded}")
     return 0
 
 

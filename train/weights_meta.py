@@ -18,6 +18,9 @@ from lpn_core.weights import LOAD_ERRORS, describe_weights
 from .config import TrainConfig, apply_overrides
 
 
+ARCHITECTURE_DEFAULT = "architecture default"  # CropSettings.source when nothing was recorded
+
+
 @dataclass(frozen=True, slots=True)
 class CropSettings:
     input_size: tuple[int, int]  # (H, W)
@@ -55,7 +58,7 @@ def _run_config(path: Path) -> dict | None:
 
 def crop_settings(model: str, weights: str | Path | None) -> CropSettings:
     """Input size (H, W) and flip shift for ``weights`` (None or 'untrained': the architecture's)."""
-    spec = CropSettings(tuple(MODELS[check_model_name(model)].input_size), 1.0, "architecture default")
+    spec = CropSettings(tuple(MODELS[check_model_name(model)].input_size), 1.0, ARCHITECTURE_DEFAULT)
     if weights is None or str(weights) == "untrained" or not Path(weights).is_file():
         return spec
     path = Path(weights)
