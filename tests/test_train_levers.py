@@ -36,7 +36,6 @@ def test_grown_model_computes_what_the_small_one_did(name: str) -> None:
     assert sum(p.numel() for p in big.parameters()) > sum(p.numel() for p in small.parameters())
 
 
-
 def test_grown_checkpoint_keeps_the_crop_size_and_flip_shift_its_source_was_trained_with(tmp_path: Path) -> None:
     from lpn_core.codec import UNBIASED_FLIP_SHIFT
     from lpn_core.weights import load_weights
@@ -53,6 +52,7 @@ def test_grown_checkpoint_keeps_the_crop_size_and_flip_shift_its_source_was_trai
     assert settings.input_size == (128, 96) and settings.flip_shift == UNBIASED_FLIP_SHIFT
     assert settings.source == "checkpoint config"
     load_weights(create_model("lpn101", init=False), out, "lpn101")  # strict: every tensor is there
+
 
 def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     model = create_model("lpn50", init="kaiming")
