@@ -31,6 +31,18 @@ class EstimateTimes:
     decode: float = 0.0
 
 
+def small_crop_size(input_size: tuple[int, int]) -> tuple[int, int]:
+    """The largest crop (H, W) of at most half ``input_size``, of the same aspect, with both sides multiples of
+    16: LPN is fully convolutional, but its backbone downsamples by 16, so other sides break the heatmap grid
+    (96x72 gives 24x20 heatmaps, not 24x18). 128x96 -> 64x48, 256x192 -> 128x96, 192x144 -> 64x48."""
+    height, width = input_size
+    for side in range(height // 2 // 16 * 16, 0, -16):
+        if side * width % height == 0 and side * width // height % 16 == 0:
+            return side, side * width // height
+    raise LpnError(f"no smaller crop for {height}x{width} keeps both sides multiples of 16: "
+                   f"turn small crops off (small_crop_px 0)")
+
+
 @dataclass(slots=True)
 class PoseEstimator:
     """Top-down LPN on any backend: crops, one backend call (two with flip test), decode, back-project."""
@@ -45,12 +57,12 @@ class PoseEstimator:
     precision_note: str = ""  # why, for the status bar: "INT8, 2.4x fp32 here", "fp32: INT8 not faster here"
     flip_shift: float = 1.0  # flip-test shift in heatmap px: 1 (paper) or 0.75 for unbiased targets (codec)
     times: EstimateTimes = field(default_factory=EstimateTimes)
-    small_backend: Backend | None = None  # the same weights at half ``input_size``, for small people
+    small_backend: Backend | None = None  # the same weights at ``small_crop_size(input_size)``, for small people
 
     @property
     def small_size(self) -> tuple[int, int]:
-        """(H, W) of the small crops: half ``input_size`` (LPN is fully convolutional; sides stay multiples of 16)."""
-        return self.input_size[0] // 2, self.input_size[1] // 2
+        """(H, W) of the small crops: ``small_crop_size(input_size)``."""
+        return small_crop_size(self.input_size)
 
     def __call__(self, image: np.ndarray, boxes_xyxy: np.ndarray, small_max_px: float = 0.0) -> np.ndarray:
         """image (H, W, 3) uint8 BGR, boxes (N, 4) -> keypoints (N, 17, 3): x, y px, score. People whose
@@ -66,7 +78,9 @@ class PoseEstimator:
         self.times = EstimateTimes()
         keypoints = np.zeros((len(centers), 17, 3), np.float32)
         small = sizes[:, 1] <= small_max_px if self.small_backend is not None else np.zeros(len(centers), bool)
-        groups = ((~small, self.input_size, self.backend), (small, self.small_size, self.small_backend))
+        groups = [(~small, self.input_size, self.backend)]
+        if small.any():
+            groups.append((small, self.small_size, self.small_backend))
         for mask, size, backend in groups:
             if mask.any():
                 keypoints[mask] = self._estimate(image, centers[mask], sizes[mask], size, backend)
@@ -141,10 +155,10 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
 
 def small_runner(net: LPN, model: str, info: WeightsInfo, runner: Backend, device: str, threads: int | None,
                  spinning: bool) -> Backend:
-    """The backend of ``runner``'s kind and precision at half the input size."""
+    """The backend of ``runner``'s kind and precision at ``small_crop_size`` of the input size."""
     if runner.name == "torch":
         return runner  # eager PyTorch takes any size
-    half = dataclasses.replace(info, input_size=(info.input_size[0] // 2, info.input_size[1] // 2))
+    half = dataclasses.replace(info, input_size=small_crop_size(info.input_size))
     if runner.name == "onnx-int8":
         return int8_backend(net, model, half, threads, spinning)
     return ort_backend(net, model, half.path, half.input_size, threads, spinning)

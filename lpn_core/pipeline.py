@@ -59,7 +59,7 @@ class PipelineSettings:
     smoothing: bool = True            # One-Euro per track
     threads: int | None = None        # ONNX Runtime intra-op threads (None: all cores)
     precision: str = "auto"           # auto | fp32 | int8 (ONNX Runtime static INT8, lpn_core.quantize)
-    small_crop_px: int = 0            # people whose crop is at most this tall (frame px) run at half the crop size
+    small_crop_px: int = 0            # crops at most this tall (frame px) run at estimator.small_crop_size
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from lpn_core import LpnError, PoseEstimator, build_estimator, codec, transforms
+from lpn_core.estimator import small_crop_size
+from lpn_core.model import create_model
 
 
 class TargetBackend:
@@ -104,6 +107,15 @@ def test_small_people_run_at_half_the_crop_size_in_their_own_batch(shared) -> No
     batch, order = [boxes], [[0, 1, 2]]
     estimator(image, boxes)  # small_max_px 0: everyone at the full size
     assert seen == [(3, 3, 128, 96)]
+
+
+@pytest.mark.parametrize("size, small", [((128, 96), (64, 48)), ((256, 192), (128, 96)), ((192, 144), (64, 48))])
+def test_small_crops_keep_the_heatmap_grid_of_a_stride_4_network(size, small) -> None:
+    # half of 192x144 is 96x72, whose 72 is no multiple of 16: LPN returns 24x20 heatmaps for it, not 24x18
+    assert small_crop_size(size) == small
+    heatmaps = create_model("lpn50", init=False).eval()(torch.zeros(1, 3, *small))
+    assert heatmaps.shape[2:] == (small[0] // 4, small[1] // 4)
+    assert PoseEstimator(lambda crops: crops, input_size=size).small_size == small
 
 
 def test_no_boxes_means_no_backend_call() -> None:

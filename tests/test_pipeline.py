@@ -390,7 +390,8 @@ def carried_size_ratios(settings: PipelineSettings, frames: list[np.ndarray], es
 
 def test_carried_boxes_stay_within_their_bounds_on_a_tuning_clip() -> None:
     """Jumping jacks (never trained on), first 100 frames, det-every 5: with the rule before bounded boxes
-    the carried box shrank to 0.60 and grew to 1.67 of the detected size; now it stays in [0.7, 1.4]."""
+    the carried box shrinks to 0.41 of the detected size (round-10 weights; the round-1 weights: 0.60, and grew
+    to 1.67); now it stays in [0.7, 1.4]."""
     cap = cv2.VideoCapture(str(shared_path("videos_tune/jumping_jacks_gym_1person.mp4")))
     frames = [cap.read()[1] for _ in range(100)]
     cap.release()
@@ -398,7 +399,7 @@ def test_carried_boxes_stay_within_their_bounds_on_a_tuning_clip() -> None:
     unbounded = PipelineSettings(det_every=5, smoothing=False, carry_min_joints=3, carry_step=np.inf,
                                  carry_min_scale=0.0, carry_max_scale=np.inf)
     old = carried_size_ratios(unbounded, frames, estimator)
-    assert min(old) < 0.7 and max(old) > 1.4  # the clip provokes both a collapse and a blow-up
+    assert min(old) < 0.7 or max(old) > 1.4  # the clip makes the old rule leave the bounds
     bounded = PipelineSettings(det_every=5, smoothing=False)
     now = carried_size_ratios(bounded, frames, estimator)
     assert len(now) > 50

@@ -150,7 +150,9 @@ def test_evaluate_without_input_size_uses_the_recorded_one(capsys) -> None:
                  "--max-images", "2", "--no-flip"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "crops 128x96" in out and "bundled manifest" in out
+    height, width = json.loads(Path("assets/weights/manifest.json").read_text())["lpn50"]["input_size"]
+    assert (height, width) != (256, 192)  # the architecture's default, which the bug fell back to
+    assert f"crops {height}x{width}" in out and "bundled manifest" in out
 
 
 def test_next_round_plans_epochs_from_the_budget_and_never_labels_tuning_videos(tmp_path: Path) -> None:

@@ -1,0 +1,87 @@
+"""What a larger crop costs in the pipeline: LPN per-crop time at each crop size, fp32 and INT8 (ONNX Runtime,
+the backends the app runs), interleaved so that background load hits every size alike.
+
+    python -m benchmarks.crop_size_cost                     # lpn50 at 128x96, 192x144, 256x192
+    python -m benchmarks.crop_size_cost --sizes 128x96 192x144 --rounds 12
+
+Times ``Backend(crops)`` on batches of 1 and 4 bundled calibration crops (``assets/calibration``), median of
+``--rounds`` rounds of ``--calls`` calls each, with the weights the app would load (bundled project weights;
+untrained weights where none are bundled: the cost is the same). The ratios to the first size are what to
+read; the accuracy that buys is ``train.evaluate``'s job (quote the two side by side).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lpn_core.backends import OrtBackend, cpu_threads, save_onnx
+from lpn_core.model import create_model
+from lpn_core.quantize import calibration_crops, median_ms, quantize_onnx
+from lpn_core.weights import load_weights, resolve_weights
+from train.evaluate import parse_size
+
+BATCHES = (1, 4)
+
+
+def backends_at(model: str, size: tuple[int, int], folder: Path) -> dict[str, OrtBackend]:
+    """fp32 and INT8 ONNX Runtime backends of ``model``'s bundled weights at crop ``size`` (H, W)."""
+    path = resolve_weights(model, None, download=False)
+    net = create_model(model, init=path is None)
+    if path is not None:
+        load_weights(net, path, model)
+    fp32_file = save_onnx(net, folder / f"{model}-{size[0]}x{size[1]}.onnx", size)
+    int8_file = quantize_onnx(fp32_file, folder / f"{fp32_file.stem}-int8.onnx", calibration_crops(size))
+    threads = cpu_threads()
+    return {"fp32": OrtBackend(fp32_file, threads=threads, input_size=size),
+            "int8": OrtBackend(int8_file, threads=threads, name="onnx-int8")}
+
+
+def time_sizes(model: str, sizes: list[tuple[int, int]], rounds: int, calls: int) -> dict[tuple, float]:
+    """Median ms per call for every (size, precision, batch), all timed interleaved round by round."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {size: backends_at(model, size, Path(tmp)) for size in sizes}
+        feeds = {(size, b): calibration_crops(size, limit=max(BATCHES))[:b] for size in sizes for b in BATCHES}
+        keys = [(size, precision, b) for size in sizes for precision in ("fp32", "int8") for b in BATCHES]
+        for size, precision, b in keys:  # warm-up
+            runs[size][precision](feeds[(size, b)])
+        times: dict[tuple, list[float]] = {key: [] for key in keys}
+        for r in range(rounds):
+            for size, precision, b in keys[r % len(keys):] + keys[:r % len(keys)]:
+                times[(size, precision, b)].append(median_ms(runs[size][precision], feeds[(size, b)], calls))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def report(times: dict[tuple, float], sizes: list[tuple[int, int]]) -> None:
+    base = sizes[0]
+    print("| crop | pixels | " + " | ".join(f"{p} b{b} ms (x {base[0]}x{base[1]})"
+                                        for p in ("fp32", "int8") for b in BATCHES) + " |")
+    print("|---|---|" + "---|" * (2 * len(BATCHES)))
+    for size in sizes:
+        cells = [f"{times[(size, p, b)]:.2f} ({times[(size, p, b)] / times[(base, p, b)]:.2f})"
+                 for p in ("fp32", "int8") for b in BATCHES]
+        ratio = size[0] * size[1] / (base[0] * base[1])
+        print(f"| {size[0]}x{size[1]} | {ratio:.2f}x | " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="lpn50", choices=("lpn50", "lpn101", "lpn152"))
+    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(128, 96), (192, 144), (256, 192)],
+                        help="crop sizes HxW; ratios are to the first")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=5)
+    args = parser.parse_args(argv)
+    times = time_sizes(args.model, args.sizes, args.rounds, args.calls)
+    print(f"{args.model}, ONNX Runtime, {cpu_threads()} threads, median of {args.rounds} rounds x {args.calls} calls",
+          file=sys.stderr)
+    report(times, args.sizes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
