@@ -6,53 +6,51 @@ the backends the app runs), interleaved so that background load hits every size 
 
 Times ``Backend(crops)`` on batches of 1 and 4 bundled calibration crops (``assets/calibration``), median of
 ``--rounds`` rounds of ``--calls`` calls each, with the weights the app would load (bundled project weights;
-untrained weights where none are bundled: the cost is the same). The ratios to the first size are what to
+untrained weights where none are bundled: the cost is the same) and its backends (``lpn_core.estimator``: the cached
+ONNX exports, ORT spinning off as in the pipeline). The ratios to the first size are what to
 read; the accuracy that buys is ``train.evaluate``'s job (quote the two side by side).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
-import numpy as np
-
-from lpn_core.backends import OrtBackend, cpu_threads, save_onnx
+from lpn_core.backends import OrtBackend, cpu_threads
+from lpn_core.estimator import int8_backend, ort_backend
 from lpn_core.model import create_model
-from lpn_core.quantize import calibration_crops, median_ms, quantize_onnx
-from lpn_core.weights import load_weights, resolve_weights
+from lpn_core.quantize import calibration_crops, median_ms
+from lpn_core.weights import describe_weights, load_weights, resolve_weights
 from train.evaluate import parse_size
 
 BATCHES = (1, 4)
 
 
-def backends_at(model: str, size: tuple[int, int], folder: Path) -> dict[str, OrtBackend]:
-    """fp32 and INT8 ONNX Runtime backends of ``model``'s bundled weights at crop ``size`` (H, W)."""
+def backends_at(model: str, size: tuple[int, int]) -> dict[str, OrtBackend]:
+    """fp32 and INT8 ONNX Runtime backends of ``model``'s bundled weights at crop ``size`` (H, W), built as the app
+    builds them."""
     path = resolve_weights(model, None, download=False)
     net = create_model(model, init=path is None)
     if path is not None:
         load_weights(net, path, model)
-    fp32_file = save_onnx(net, folder / f"{model}-{size[0]}x{size[1]}.onnx", size)
-    int8_file = quantize_onnx(fp32_file, folder / f"{fp32_file.stem}-int8.onnx", calibration_crops(size))
+    info = dataclasses.replace(describe_weights(model, path), input_size=size)
     threads = cpu_threads()
-    return {"fp32": OrtBackend(fp32_file, threads=threads, input_size=size),
-            "int8": OrtBackend(int8_file, threads=threads, name="onnx-int8")}
+    return {"fp32": ort_backend(net, model, path, size, threads, spinning=False),
+            "int8": int8_backend(net, model, info, threads, spinning=False)}
 
 
 def time_sizes(model: str, sizes: list[tuple[int, int]], rounds: int, calls: int) -> dict[tuple, float]:
     """Median ms per call for every (size, precision, batch), all timed interleaved round by round."""
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = {size: backends_at(model, size, Path(tmp)) for size in sizes}
-        feeds = {(size, b): calibration_crops(size, limit=max(BATCHES))[:b] for size in sizes for b in BATCHES}
-        keys = [(size, precision, b) for size in sizes for precision in ("fp32", "int8") for b in BATCHES]
-        for size, precision, b in keys:  # warm-up
-            runs[size][precision](feeds[(size, b)])
-        times: dict[tuple, list[float]] = {key: [] for key in keys}
-        for r in range(rounds):
-            for size, precision, b in keys[r % len(keys):] + keys[:r % len(keys)]:
-                times[(size, precision, b)].append(median_ms(runs[size][precision], feeds[(size, b)], calls))
+    runs = {size: backends_at(model, size) for size in sizes}
+    feeds = {(size, b): calibration_crops(size, limit=max(BATCHES))[:b] for size in sizes for b in BATCHES}
+    keys = [(size, precision, b) for size in sizes for precision in ("fp32", "int8") for b in BATCHES]
+    for size, precision, b in keys:  # warm-up
+        runs[size][precision](feeds[(size, b)])
+    times: dict[tuple, list[float]] = {key: [] for key in keys}
+    for r in range(rounds):
+        for size, precision, b in keys[r % len(keys):] + keys[:r % len(keys)]:
+            times[(size, precision, b)].append(median_ms(runs[size][precision], feeds[(size, b)], calls))
     return {key: statistics.median(values) for key, values in times.items()}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -36,11 +37,13 @@ def small_crop_size(input_size: tuple[int, int]) -> tuple[int, int]:
     16: LPN is fully convolutional, but its backbone downsamples by 16, so other sides break the heatmap grid
     (96x72 gives 24x20 heatmaps, not 24x18). 128x96 -> 64x48, 256x192 -> 128x96, 192x144 -> 64x48."""
     height, width = input_size
-    for side in range(height // 2 // 16 * 16, 0, -16):
-        if side * width % height == 0 and side * width // height % 16 == 0:
-            return side, side * width // height
-    raise LpnError(f"no smaller crop for {height}x{width} keeps both sides multiples of 16: "
-                   f"turn small crops off (small_crop_px 0)")
+    divisor = math.gcd(height, width)
+    unit_h, unit_w = 16 * height // divisor, 16 * width // divisor  # the smallest such crop of this aspect
+    times = height // 2 // unit_h
+    if times == 0:
+        raise LpnError(f"no smaller crop for {height}x{width} keeps both sides multiples of 16: "
+                       f"turn small crops off (small_crop_px 0)")
+    return times * unit_h, times * unit_w
 
 
 @dataclass(slots=True)
@@ -78,12 +81,10 @@ class PoseEstimator:
         self.times = EstimateTimes()
         keypoints = np.zeros((len(centers), 17, 3), np.float32)
         small = sizes[:, 1] <= small_max_px if self.small_backend is not None else np.zeros(len(centers), bool)
-        groups = [(~small, self.input_size, self.backend)]
-        if small.any():
-            groups.append((small, self.small_size, self.small_backend))
-        for mask, size, backend in groups:
-            if mask.any():
-                keypoints[mask] = self._estimate(image, centers[mask], sizes[mask], size, backend)
+        if (~small).any():
+            keypoints[~small] = self._estimate(image, centers[~small], sizes[~small], self.input_size, self.backend)
+        if small.any():  # small_size only when needed: some input sizes have none
+            keypoints[small] = self._estimate(image, centers[small], sizes[small], self.small_size, self.small_backend)
         return keypoints
 
     def _estimate(self, image: np.ndarray, centers: np.ndarray, sizes: np.ndarray, input_size: tuple[int, int],
