@@ -19,9 +19,9 @@ import sys
 
 from lpn_core.backends import OrtBackend, cpu_threads
 from lpn_core.estimator import int8_backend, ort_backend
-from lpn_core.model import create_model
+from lpn_core.model import list_models
 from lpn_core.quantize import calibration_crops, median_ms
-from lpn_core.weights import describe_weights, load_weights, resolve_weights
+from lpn_core.weights import describe_weights, model_with_weights, resolve_weights
 from train.evaluate import parse_size
 
 BATCHES = (1, 4)
@@ -31,9 +31,7 @@ def backends_at(model: str, size: tuple[int, int]) -> dict[str, OrtBackend]:
     """fp32 and INT8 ONNX Runtime backends of ``model``'s bundled weights at crop ``size`` (H, W), built as the app
     builds them."""
     path = resolve_weights(model, None, download=False)
-    net = create_model(model, init=path is None)
-    if path is not None:
-        load_weights(net, path, model)
+    net = model_with_weights(model, path)
     info = dataclasses.replace(describe_weights(model, path), input_size=size)
     threads = cpu_threads()
     return {"fp32": ort_backend(net, model, path, size, threads, spinning=False),
@@ -68,7 +66,7 @@ def report(times: dict[tuple, float], sizes: list[tuple[int, int]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lpn50", choices=("lpn50", "lpn101", "lpn152"))
+    parser.add_argument("--model", default="lpn50", choices=list_models())
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(128, 96), (192, 144), (256, 192)],
                         help="crop sizes HxW; ratios are to the first")
     parser.add_argument("--rounds", type=int, default=10)

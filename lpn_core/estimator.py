@@ -17,8 +17,8 @@ import numpy as np
 from . import codec, quantize, transforms
 from .backends import BACKENDS, Backend, OrtBackend, TorchBackend, save_onnx
 from .errors import LpnError, OutputError
-from .model import LPN, create_model
-from .weights import WeightsInfo, cache_dir, describe_weights, load_weights, resolve_weights
+from .model import LPN
+from .weights import WeightsInfo, cache_dir, describe_weights, model_with_weights, resolve_weights
 
 AUTO_INT8_MAX_RATIO = 0.9  # auto runs INT8 only when it takes < 90 % of fp32's time here
 
@@ -125,7 +125,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
     ``spinning``: ONNX Runtime workers busy-wait between calls; off by default, because spinning LPN workers
     starve the detector and every other thread of a small CPU (2.6x slower pipeline, docs/PERFORMANCE.md).
     ``weights='untrained'`` keeps the paper's random init: for tests and timing, never for results.
-    ``small_crops``: also build ``small_backend`` (half the input size, same precision) for small people.
+    ``small_crops``: also build ``small_backend`` (``small_crop_size`` of the input size, same precision) for small people.
     """
     if backend not in BACKENDS:
         raise LpnError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -135,9 +135,7 @@ def build_estimator(model: str = "lpn50", weights: str | os.PathLike | None = No
         raise LpnError("--precision int8 runs on ONNX Runtime: use --backend onnx")
     path = resolve_weights(model, weights, download=download)
     info = describe_weights(model, path)
-    net = create_model(model, init=path is None)
-    if path is not None:
-        load_weights(net, path, model)
+    net = model_with_weights(model, path)
     note = ""
     if backend == "torch":
         runner: Backend = TorchBackend(net, device)
@@ -159,10 +157,10 @@ def small_runner(net: LPN, model: str, info: WeightsInfo, runner: Backend, devic
     """The backend of ``runner``'s kind and precision at ``small_crop_size`` of the input size."""
     if runner.name == "torch":
         return runner  # eager PyTorch takes any size
-    half = dataclasses.replace(info, input_size=small_crop_size(info.input_size))
+    small = dataclasses.replace(info, input_size=small_crop_size(info.input_size))
     if runner.name == "onnx-int8":
-        return int8_backend(net, model, half, threads, spinning)
-    return ort_backend(net, model, half.path, half.input_size, threads, spinning)
+        return int8_backend(net, model, small, threads, spinning)
+    return ort_backend(net, model, small.path, small.input_size, threads, spinning)
 
 
 def onnx_runner(net: LPN, model: str, info: WeightsInfo, threads: int | None, spinning: bool,

@@ -6,8 +6,8 @@ import sys
 
 from .backends import save_onnx
 from .errors import LpnError
-from .model import create_model, list_models
-from .weights import load_weights, resolve_weights
+from .model import list_models
+from .weights import model_with_weights, resolve_weights
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = resolve_weights(args.model, args.weights)
-        model = create_model(args.model, init=path is None)
-        if path is not None:
-            load_weights(model, path, args.model)
-        print(f"wrote {save_onnx(model, args.out)}")
+        print(f"wrote {save_onnx(model_with_weights(args.model, path), args.out)}")
     except LpnError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

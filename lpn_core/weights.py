@@ -26,7 +26,7 @@ import torch
 
 from .assets import asset_path
 from .errors import WeightsError
-from .model import LPN, MODELS, check_model_name, count_params
+from .model import LPN, MODELS, check_model_name, count_params, create_model, create_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +274,13 @@ def load_weights(model: LPN, path: str | os.PathLike, name: str | None = None) -
         raise WeightsError(f"'{path}' does not fit {name or 'this model'}: {what}; "
                            f"pick the matching --model or another --weights file") from exc
     return model
+
+
+def model_with_weights(name: str, path: str | os.PathLike | None) -> LPN:
+    """``name``'s network with ``path`` loaded strictly, or the paper's random init when ``path`` is None
+    (what ``resolve_weights`` gives for 'untrained': tests and timing only)."""
+    model = create_model(name, init=path is None)
+    return model if path is None else load_weights(model, path, name)
 
 
 def _verified_download(spec: WeightSpec, downloader: Downloader) -> tuple[Path | None, str]:

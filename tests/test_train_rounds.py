@@ -12,6 +12,7 @@ import yaml
 
 from lpn_core import codec
 from lpn_core.model import create_model
+from lpn_core.weights import bundled_weights
 from train.config import TrainConfig, apply_overrides
 from train.data import Augment, CocoKeypoints, Targets, load_coco, load_instances, resolve_folder
 from train.loop import Runtime, build_loader
@@ -150,7 +151,7 @@ def test_evaluate_without_input_size_uses_the_recorded_one(capsys) -> None:
                  "--max-images", "2", "--no-flip"])
     assert code == 0
     out = capsys.readouterr().out
-    height, width = json.loads(Path("assets/weights/manifest.json").read_text())["lpn50"]["input_size"]
+    height, width = bundled_weights("lpn50").input_size
     assert (height, width) != (256, 192)  # the architecture's default, which the bug fell back to
     assert f"crops {height}x{width}" in out and "bundled manifest" in out
 

@@ -23,8 +23,8 @@ from lpn_core import codec, transforms
 from lpn_core.backends import OrtBackend, TorchBackend, cpu_threads
 from lpn_core.errors import DataError, LpnError, OutputError
 from lpn_core.estimator import PoseEstimator
-from lpn_core.model import create_model, list_models
-from lpn_core.weights import load_weights, resolve_weights
+from lpn_core.model import list_models
+from lpn_core.weights import model_with_weights, resolve_weights
 
 from .data import IMREAD_FLAGS, CocoSplit, Instances, load_coco, load_instances, resolve_folder
 from .weights_meta import crop_settings
@@ -262,9 +262,7 @@ def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], b
                    device: str = "cpu", flip_test: bool = True, flip_shift: float = 1.0) -> PoseEstimator:
     """Model with weights (non-strict only for 'untrained') behind a backend, for crops of ``input_size``."""
     path = resolve_weights(model_name, weights, download=False)
-    net = create_model(model_name, init=path is None)
-    if path is not None:
-        load_weights(net, path, model_name)
+    net = model_with_weights(model_name, path)
     if backend == "onnx":
         if tuple(input_size) != tuple(net.spec.input_size):
             raise LpnError(f"the onnx backend exports at {net.spec.input_size[0]}x{net.spec.input_size[1]}: "
