@@ -26,7 +26,7 @@ import torch
 
 from .assets import asset_path
 from .errors import WeightsError
-from .model import LPN, MODELS, check_model_name, count_params, create_model, create_model
+from .model import LPN, MODELS, check_model_name, count_params, create_model
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,7 +260,8 @@ def build_split(args: argparse.Namespace) -> CocoSplit:
 
 def make_estimator(model_name: str, weights: str, input_size: tuple[int, int], backend: str = "torch",
                    device: str = "cpu", flip_test: bool = True, flip_shift: float = 1.0) -> PoseEstimator:
-    """Model with weights (non-strict only for 'untrained') behind a backend, for crops of ``input_size``."""
+    """Model with weights (``model_with_weights``; 'untrained': the random init) behind a backend, for crops of
+    ``input_size``."""
     path = resolve_weights(model_name, weights, download=False)
     net = model_with_weights(model_name, path)
     if backend == "onnx":
