@@ -9,6 +9,8 @@ import ctypes
 import io
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -36,6 +38,19 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Undo a change to torch's process-wide thread count made inside the block: Ultralytics' predictor sets it
+    to cores - 1 when it first loads a model on the CPU (utils/torch_utils.select_device), which is 1 thread on
+    a 2-core machine, for the YOLO model and for every torch model in the process after it."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 M_ARENA_MAX: Final = -8  # glibc mallopt parameter

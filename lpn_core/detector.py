@@ -19,6 +19,7 @@ from typing import Final
 import numpy as np
 
 from .assets import asset_path
+from .backends import torch_threads_kept
 from .detections import Detections, PersonDetector
 from .errors import DetectorError
 from .weights import cache_dir
@@ -68,8 +69,9 @@ class YoloDetector:
 
     def __call__(self, image: np.ndarray) -> Detections:
         extra = {"imgsz": self.imgsz} if self.imgsz else {}
-        result = self.model.predict(image, conf=self.conf, iou=self.iou, classes=self.classes, device=self.device,
-                                    verbose=False, save=False, **extra)[0]
+        with torch_threads_kept():
+            result = self.model.predict(image, conf=self.conf, iou=self.iou, classes=self.classes, device=self.device,
+                                        verbose=False, save=False, **extra)[0]
         boxes = result.boxes
         return Detections(boxes.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4),
                           boxes.conf.cpu().numpy().astype(np.float32).reshape(-1))

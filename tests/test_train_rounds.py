@@ -225,3 +225,25 @@ def test_photo_split_keeps_every_photo_once_and_out_of_the_excluded_folders(tmp_
     assert names == {"dup.png", "t1.png", "t2.png", "t3.png", "t4.png"}
     assert (tmp_path / "out" / "extra" / "ice_hockey").is_dir()
     assert "seen.png" not in {p.name for p in (tmp_path / "out" / "val").rglob("*.png")}
+
+
+def test_everyday_photos_rebuilds_each_listed_file_from_a_checkout_and_checks_its_hash(tmp_path: Path) -> None:
+    import cv2
+    from lpn_core.errors import DataError
+    from train.everyday_photos import ListedPhoto, rebuild, sha256_16
+
+    checkout = tmp_path / "repo"
+    (checkout / "photos").mkdir(parents=True)
+    cv2.imwrite(str(checkout / "photos" / "a.jpg"), np.full((8, 8, 3), 40, np.uint8))
+    cv2.imwrite(str(checkout / "photos" / "b.png"), np.full((8, 8, 3), 90, np.uint8))
+    reencoded = tmp_path / "b.jpg"
+    cv2.imwrite(str(reencoded), np.full((8, 8, 3), 90, np.uint8))
+    listed = [ListedPhoto("ccp", "photos/a.jpg", "a.jpg", sha256_16(checkout / "photos" / "a.jpg")),
+              ListedPhoto("pennfudan", "photos/b.png", "b.jpg", sha256_16(reencoded)),
+              ListedPhoto("ccp", "photos/a.jpg", "stale.jpg", "0" * 16)]
+    differing = rebuild(listed, [tmp_path / "elsewhere", checkout], tmp_path / "out")
+    assert (tmp_path / "out" / "ccp" / "a.jpg").read_bytes() == (checkout / "photos" / "a.jpg").read_bytes()
+    assert cv2.imread(str(tmp_path / "out" / "pennfudan" / "b.jpg")).shape == (8, 8, 3)  # PNG re-saved as JPEG
+    assert [photo.file for photo in differing] == ["stale.jpg"]  # the one whose bytes differ from the list
+    with pytest.raises(DataError, match="none of the --source folders"):
+        rebuild([ListedPhoto("ccp", "photos/missing.jpg", "m.jpg", "0" * 16)], [checkout], tmp_path / "out")

@@ -23,6 +23,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from lpn_core.backends import torch_threads_kept
 from lpn_core.codec import FLIP_PERM
 from lpn_core.errors import DataError, LpnError
 
@@ -62,7 +63,8 @@ class Teacher:
 
     def predict(self, image: np.ndarray) -> list[TeacherPerson]:
         """The teacher's people on one BGR image, single pass."""
-        result = self.model.predict(image, imgsz=self.imgsz, conf=self.conf, verbose=False)[0]
+        with torch_threads_kept():
+            result = self.model.predict(image, imgsz=self.imgsz, conf=self.conf, verbose=False)[0]
         if result.keypoints is None or len(result.boxes) == 0:
             return []
         boxes = result.boxes.xyxy.cpu().numpy()
