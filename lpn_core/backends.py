@@ -43,8 +43,9 @@ def cpu_threads() -> int:
 @contextmanager
 def torch_threads_kept() -> Iterator[None]:
     """Undo a change to torch's process-wide thread count made inside the block: Ultralytics' predictor sets it
-    to cores - 1 when it first loads a model on the CPU (utils/torch_utils.select_device), which is 1 thread on
-    a 2-core machine, for the YOLO model and for every torch model in the process after it."""
+    to cores - 1 when it loads a model on the CPU (utils/torch_utils.select_device, when it sets up
+    the predictor: at the first predict, or at the first ``.names`` of an exported model), which is 1 thread on a 2-core machine, for the YOLO model and for
+    every torch model in the process after it."""
     threads = torch.get_num_threads()
     try:
         yield

@@ -64,7 +64,8 @@ class YoloDetector:
         except Exception as exc:  # ultralytics raises TypeError/ValueError/RuntimeError... for bad files
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DetectorError(f"cannot load detector '{model}' ({reason[:150]}); {where_to_put()}") from exc
-        self.classes = person_classes(self.model.names)
+        with torch_threads_kept():  # reading .names sets up an exported model's predictor
+            self.classes = person_classes(self.model.names)
         self.conf, self.iou, self.imgsz, self.device = conf, iou, imgsz, device
 
     def __call__(self, image: np.ndarray) -> Detections:

@@ -76,13 +76,14 @@ def test_two_class_fall_model_counts_as_person(first_frame: np.ndarray) -> None:
     assert len(found) == 1 and 540 < found.boxes[0, 0] < found.boxes[0, 2] < 740
 
 
-def test_an_ultralytics_detector_leaves_torchs_thread_count_alone(first_frame: np.ndarray) -> None:
+@pytest.mark.parametrize("model", ["person_yolo_normal_fall.pt", "yolov8n_int8_openvino_model"])
+def test_an_ultralytics_detector_leaves_torchs_thread_count_alone(model: str, first_frame: np.ndarray) -> None:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)  # Ultralytics would set cores - 1 on its first predict: 1 on two cores, also on one
+    torch.set_num_threads(2)  # Ultralytics would set cores - 1 (at load or first predict): 1 on two cores, also on one
     try:
-        YoloDetector(shared_path("detectors/person_yolo_normal_fall.pt"))(first_frame)
+        YoloDetector(shared_path(f"detectors/{model}"))(first_frame)
         assert torch.get_num_threads() == 2  # so a torch LPN after it still runs on every core
     finally:
         torch.set_num_threads(before)
