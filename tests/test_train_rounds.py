@@ -247,3 +247,6 @@ def test_everyday_photos_rebuilds_each_listed_file_from_a_checkout_and_checks_it
     assert [photo.file for photo in differing] == ["stale.jpg"]  # the one whose bytes differ from the list
     with pytest.raises(DataError, match="none of the --source folders"):
         rebuild([ListedPhoto("ccp", "photos/missing.jpg", "m.jpg", "0" * 16)], [checkout], tmp_path / "out")
+    from train.everyday_photos import main
+
+    assert main(["--source", str(tmp_path / "elsewhere"), "--out", str(tmp_path / "out2")]) == 2  # one line, no traceback

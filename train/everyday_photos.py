@@ -84,23 +84,28 @@ def rebuild(photos: list[ListedPhoto], sources: list[Path], out: Path) -> list[L
     return differing
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, action="append", required=True,
-                        help="an extracted checkout of a listed repository (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write <folder>/<file> under")
-    parser.add_argument("--list", type=Path, default=LIST, help="the photo list (default: %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        photos = read_list(args.list)
-        differing = rebuild(photos, args.source, args.out)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.everyday_photos", description=__doc__.splitlines()[0])
+    p.add_argument("--source", type=Path, action="append", required=True,
+                   help="an extracted checkout of a listed repository (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write <folder>/<file> under")
+    p.add_argument("--list", type=Path, default=LIST, help="the photo list (default: %(default)s)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    photos = read_list(args.list)
+    differing = rebuild(photos, args.source, args.out)
     print(f"{len(photos)} photos under {args.out}; {len(photos) - len(differing)} match the list byte for byte")
     for photo in differing[:10]:
-        print(f"  differs: {photo.folder}/{photo.file} (re-encoded from {photo.source_path})")
+        print(f"  differs: {photo.folder}/{photo.file} (from {photo.source_path})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import cli_main
+
+    return cli_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":
