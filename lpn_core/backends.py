@@ -42,10 +42,10 @@ def cpu_threads() -> int:
 
 @contextmanager
 def torch_threads_kept() -> Iterator[None]:
-    """Undo a change to torch's process-wide thread count made inside the block: Ultralytics' predictor sets it
-    to cores - 1 when it loads a model on the CPU (utils/torch_utils.select_device, when it sets up
-    the predictor: at the first predict, or at the first ``.names`` of an exported model), which is 1 thread on a 2-core machine, for the YOLO model and for
-    every torch model in the process after it."""
+    """Undo a change to torch's process-wide thread count made inside the block. Ultralytics sets it to
+    cores - 1 (1 on a 2-core machine) when it sets up a predictor on the CPU (utils/torch_utils.select_device:
+    at the first predict, or at the first ``.names`` of an exported model), for the YOLO model and for every
+    torch model in the process after it."""
     threads = torch.get_num_threads()
     try:
         yield

@@ -52,14 +52,12 @@ def sha256_16(path: Path) -> str:
 
 
 def find_source(photo: ListedPhoto, sources: list[Path]) -> Path:
-    """The first checkout holding the photo's source path whose bytes match; else the first holding it at all."""
-    found = [root / photo.source_path for root in sources if (root / photo.source_path).is_file()]
-    if not found:
-        raise DataError(f"{photo.source_path} is in none of the --source folders; extract the repositories "
-                        "docs/WEIGHTS.md lists for the everyday photos and pass each as --source")
-    same_type = Path(photo.source_path).suffix.lower() == Path(photo.file).suffix.lower()
-    matching = [path for path in found if same_type and sha256_16(path) == photo.sha256_16]
-    return (matching or found)[0]
+    """The photo's source file in the first checkout that holds its source path (``place`` checks the bytes)."""
+    for root in sources:
+        if (root / photo.source_path).is_file():
+            return root / photo.source_path
+    raise DataError(f"{photo.source_path} is in none of the --source folders; extract the repositories "
+                    "docs/WEIGHTS.md lists for the everyday photos and pass each as --source")
 
 
 def place(photo: ListedPhoto, source: Path, out: Path) -> bool:
